@@ -1,0 +1,168 @@
+package commands
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/nook-containers/nook/store"
+	"github.com/nook-containers/nook/userns"
+)
+
+func systemCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "system",
+		Usage: "manage nook's per-user state",
+		Subcommands: []*cli.Command{
+			{
+				Name:      "df",
+				Usage:     "show disk usage of images, containers and volumes",
+				UsageText: "nook system df [--format TEMPLATE]",
+				Flags:     []cli.Flag{formatFlag(), &cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "show each image"}},
+				Action:    systemDF,
+			},
+			{
+				Name:      "prune",
+				Usage:     "remove dangling images and orphan layers (with -a: every unused image)",
+				UsageText: "nook system prune [-a] [-f]",
+				Flags: []cli.Flag{
+					&cli.BoolFlag{Name: "all", Aliases: []string{"a"}, Usage: "remove every image no container uses"},
+					&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "do not ask for confirmation"},
+				},
+				Action: func(c *cli.Context) error {
+					if !c.Bool("force") && !confirm(c, "WARNING! This will remove all dangling images.") {
+						return nil
+					}
+					return pruneImages(c, c.Bool("all"))
+				},
+			},
+			{
+				Name:      "reset",
+				Usage:     "delete everything nook stored for this user",
+				UsageText: "nook system reset [-f]",
+				Description: `Removes every image, layer, container and volume of this user, and stops the
+per-user namespace holder. The files belong to subordinate ids, so this is
+done from inside the user's namespace.
+
+Examples:
+  nook system reset -f`,
+				Flags: []cli.Flag{&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "do not ask for confirmation"}},
+				Action: systemReset,
+			},
+		},
+	}
+}
+
+// confirm asks on the command's input; anything but y/yes is no.
+func confirm(c *cli.Context, warning string) bool {
+	fmt.Fprintf(c.App.ErrWriter, "%s\nAre you sure you want to continue? [y/N] ", warning)
+	line, _ := bufio.NewReader(c.App.Reader).ReadString('\n')
+	a := strings.ToLower(strings.TrimSpace(line))
+	return a == "y" || a == "yes"
+}
+
+func systemReset(c *cli.Context) error {
+	if err := needsNamespace(c); err != nil {
+		return err
+	}
+	o := storeOptions(c)
+	if !c.Bool("force") && !confirm(c, fmt.Sprintf("WARNING! This will remove all of nook's images, containers and volumes in %s.", o.Root)) {
+		return nil
+	}
+	s, err := store.Open(o)
+	if err == nil {
+		// Unmounts every mounted layer and container before the files go.
+		_, _ = s.Storage().Shutdown(true)
+	}
+	for _, dir := range []string{o.Root, o.RunRoot} {
+		if err := os.RemoveAll(dir); err != nil {
+			return fmt.Errorf("removing %s: %w", dir, err)
+		}
+	}
+	if c.String("root") == "" {
+		// The default store lives inside the data dir; remove nook's other
+		// per-user state there too (volumes, containers, cache).
+		if err := os.RemoveAll(userns.DataDir()); err != nil {
+			return fmt.Errorf("removing %s: %w", userns.DataDir(), err)
+		}
+	}
+	if userns.Rootless() {
+		_ = userns.StopHolder()
+		_ = os.RemoveAll(filepath.Join(userns.RuntimeDir(), "bin"))
+	}
+	return nil
+}
+
+// DFRow is one line of 'nook system df'.
+type DFRow struct {
+	Type        string
+	TotalCount  int
+	Active      int
+	Size        string
+	Reclaimable string
+}
+
+func systemDF(c *cli.Context) error {
+	return withStore(c, func(s *store.Store) error {
+		imgs, err := s.Images()
+		if err != nil {
+			return err
+		}
+		used, err := s.ImagesInUse()
+		if err != nil {
+			return err
+		}
+		var total, reclaim int64
+		active := 0
+		for _, im := range imgs {
+			total += im.Size
+			if used[im.ID] {
+				active++
+			} else {
+				reclaim += im.Size
+			}
+		}
+		rows := []DFRow{
+			{Type: "Images", TotalCount: len(imgs), Active: active, Size: humanSize(total), Reclaimable: reclaimable(reclaim, total)},
+			{Type: "Containers", Size: humanSize(0), Reclaimable: "0B"},
+			{Type: "Local Volumes", Size: humanSize(0), Reclaimable: "0B"},
+			{Type: "Build Cache", Size: humanSize(0), Reclaimable: "0B"},
+		}
+		if f := c.String("format"); f != "" {
+			items := make([]any, len(rows))
+			for i := range rows {
+				items[i] = rows[i]
+			}
+			return printFormatted(c, f, items)
+		}
+		t := newTable(c.App.Writer, "TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE")
+		for _, r := range rows {
+			t.row(r.Type, fmt.Sprint(r.TotalCount), fmt.Sprint(r.Active), r.Size, r.Reclaimable)
+		}
+		if err := t.flush(); err != nil {
+			return err
+		}
+		if c.Bool("verbose") {
+			fmt.Fprintln(c.App.Writer, "\nImages space usage:")
+			t := newTable(c.App.Writer, "REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE")
+			for _, im := range imgs {
+				for _, r := range imageRows(im, false) {
+					t.row(r.Repository, r.Tag, r.ID, r.CreatedSince, r.Size)
+				}
+			}
+			return t.flush()
+		}
+		return nil
+	})
+}
+
+func reclaimable(r, total int64) string {
+	if total == 0 {
+		return humanSize(r)
+	}
+	return fmt.Sprintf("%s (%d%%)", humanSize(r), r*100/total)
+}

@@ -1,0 +1,5 @@
+package store
+
+import "runtime"
+
+func goarch() string { return runtime.GOARCH }
