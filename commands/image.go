@@ -258,7 +258,7 @@ func inspectImage(s *store.Store, im *store.Image) (*ImageInspect, error) {
 		return nil, err
 	}
 	out := &ImageInspect{
-		ID:           "sha256:" + im.ID,
+		Id:           "sha256:" + im.ID,
 		RepoTags:     []string{},
 		RepoDigests:  []string{},
 		Created:      cfg.Created.Time,

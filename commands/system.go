@@ -90,7 +90,9 @@ func systemReset(c *cli.Context) error {
 			return fmt.Errorf("removing %s: %w", userns.DataDir(), err)
 		}
 	}
-	if userns.Rootless() {
+	if userns.Rootless() && c.String("root") == "" {
+		// Only a reset of the default store ends the holder: a private
+		// store (--root) may share it with other work.
 		_ = userns.StopHolder()
 		_ = os.RemoveAll(filepath.Join(userns.RuntimeDir(), "bin"))
 	}
