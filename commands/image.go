@@ -220,7 +220,7 @@ func pruneImages(c *cli.Context, all bool) error {
 
 // ImageInspect is docker's image inspect document.
 type ImageInspect struct {
-	ID                string `json:"Id"`
+	Id                string // docker spells it Id (templates use .Id)
 	RepoTags          []string
 	RepoDigests       []string
 	Parent            string
