@@ -50,7 +50,7 @@ done from inside the user's namespace.
 
 Examples:
   nook system reset -f`,
-				Flags: []cli.Flag{&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "do not ask for confirmation"}},
+				Flags:  []cli.Flag{&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "do not ask for confirmation"}},
 				Action: systemReset,
 			},
 		},

@@ -21,7 +21,7 @@ func newTable(w io.Writer, headers ...string) *table {
 }
 
 func (t *table) row(cols ...string) { fmt.Fprintln(t.tw, strings.Join(cols, "\t")) }
-func (t *table) flush() error      { return t.tw.Flush() }
+func (t *table) flush() error       { return t.tw.Flush() }
 
 // humanSize is docker's size format (3 significant digits, SI units).
 func humanSize(n int64) string {

@@ -31,8 +31,8 @@ const (
 	runActivationHelperEnvKey = "_NOOK_HOLDER_ACTIVATION_HELPER"
 	stateDirEnvKey            = "_NOOK_HOLDER_STATEDIR"
 
-	readyFile    = "ready"     // written by the pause process: its pid
-	mappingFile  = "mapping"   // the advice of a degraded mapping, if any
+	readyFile    = "ready"   // written by the pause process: its pid
+	mappingFile  = "mapping" // the advice of a degraded mapping, if any
 	slirpMTU     = 65520
 	holderArg    = "_holder"
 	pauseArg     = "_pause"
