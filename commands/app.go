@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 
@@ -56,8 +57,13 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		return 0
 	}
 	var ec ExitCoder
-	if errors.As(err, &ec) {
-		if msg := ec.Error(); msg != "" {
+	var helper *exec.ExitError
+	// A helper process's exit status (storage's tar extraction, say) is
+	// nook failing, not an exit code to pass on: only nook's own exit
+	// errors and container statuses set the code.
+	if errors.As(err, &ec) && !errors.As(ec, &helper) {
+		// err, not ec: keep the context that wraps the exit error.
+		if msg := err.Error(); msg != "" {
 			fmt.Fprintln(stderr, "Error:", msg)
 		}
 		return ec.ExitCode()
