@@ -284,6 +284,7 @@ func (s *Store) CreateImage(n NewImage) (*Image, error) {
 			return nil, fmt.Errorf("naming image %s: %w", ShortID(id), err)
 		}
 	}
+	s.clearPending(n.TopLayer)
 	return s.Lookup(img.ID)
 }
 

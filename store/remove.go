@@ -141,8 +141,9 @@ type PruneResult struct {
 	SpaceReclaimed int64
 }
 
-// orphanGrace protects a layer another invocation has just stored and is
-// about to record an image over.
+// orphanGrace protects a layer without a pending name (see PutLayer) that
+// another invocation has just stored and may be about to record an image
+// over.
 const orphanGrace = time.Minute
 
 // PruneImages removes dangling images (no names), or with all every image
@@ -226,7 +227,12 @@ func (s *Store) pruneOrphanLayers() ([]string, int64, error) {
 	for changed := true; changed; {
 		changed = false
 		for _, l := range layers {
-			if used[l.ID] || contains(removed, l.ID) || l.Created.After(time.Now().Add(-orphanGrace)) {
+			if used[l.ID] || contains(removed, l.ID) {
+				continue
+			}
+			// A layer whose storing invocation is known is kept exactly
+			// while that invocation lives; any other one for a grace time.
+			if pending, alive := pendingState(l.Names); alive || !pending && l.Created.After(time.Now().Add(-orphanGrace)) {
 				continue
 			}
 			if hasChild(layers, l.ID, removed) {
