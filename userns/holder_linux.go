@@ -137,7 +137,7 @@ func startHolder(stderr io.Writer) error {
 		if err := os.MkdirAll(bin, 0o700); err != nil {
 			return err
 		}
-		for _, n := range []string{"newuidmap", "newgidmap"} {
+		for _, n := range []string{"newuidmap", "newgidmap", "getsubids"} {
 			p := filepath.Join(bin, n)
 			_ = os.Remove(p)
 			if err := os.Symlink(self, p); err != nil {
@@ -145,6 +145,12 @@ func startHolder(stderr io.Writer) error {
 			}
 		}
 		env = setEnv(env, "PATH", bin+string(os.PathListSeparator)+os.Getenv("PATH"))
+		// rootlesskit computes the map before it calls newuidmap, and with
+		// /etc/subuid as its source it refuses a user with no range; its
+		// dynamic source asks getsubids (here nook, answering no ranges),
+		// which gives the single map "0 UID 1".
+		env = setEnv(env, "GETSUBIDS", filepath.Join(bin, "getsubids"))
+		env = setEnv(env, envSingleMap, "1")
 	}
 	cmd := exec.Command(self, holderArg)
 	cmd.Env = env
@@ -227,6 +233,9 @@ func HolderMain() bool {
 	switch {
 	case base == "newuidmap" || base == "newgidmap":
 		err = mapHelperMain(base, os.Args[1:])
+	case base == "getsubids":
+		// Single mapping: no subordinate ranges (see startHolder).
+		err = nil
 	case base == "unshare":
 		err = unshareMain(os.Args[1:])
 	case os.Getenv(pipeFDEnvKey) != "":
@@ -279,8 +288,20 @@ func parentMain() error {
 		PortDriver:               portDriver,
 		DetachNetNS:              true,
 		Propagation:              "rslave",
-		SubidSource:              parent.SubidSourceStatic,
+		SubidSource:              subidSource(),
 	})
+}
+
+// envSingleMap is set in a holder that maps the user's own id only.
+const envSingleMap = "_NOOK_SINGLE_MAP"
+
+// subidSource is /etc/subuid and /etc/subgid, except for a single mapping
+// (see startHolder).
+func subidSource() parent.SubidSource {
+	if os.Getenv(envSingleMap) != "" {
+		return parent.SubidSourceDynamic
+	}
+	return parent.SubidSourceStatic
 }
 
 func childMain() error {
@@ -338,7 +359,13 @@ func pauseMain() error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), unix.SIGTERM, unix.SIGINT, unix.SIGHUP)
 	defer stop()
-	check := time.NewTicker(15 * time.Second)
+	// Look often enough that a short idle time (tests, NOOK_HOLDER_IDLE=2s)
+	// is honoured within about a quarter of itself, and at most every 15s.
+	every := 15 * time.Second
+	if idle > 0 && idle/4 < every {
+		every = max(idle/4, 50*time.Millisecond)
+	}
+	check := time.NewTicker(every)
 	defer check.Stop()
 	lastBusy := time.Now()
 	for {
