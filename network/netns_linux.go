@@ -1,0 +1,211 @@
+package network
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+
+	"github.com/nook-containers/nook/userns"
+)
+
+// openNS opens a network namespace file; "" opens the caller's own
+// namespace (the host's, for a joined nook or real root).
+func openNS(path string) (netns.NsHandle, error) {
+	if path == "" {
+		h, err := netns.GetFromPath("/proc/self/ns/net")
+		if err != nil {
+			return netns.None(), fmt.Errorf("opening this process's network namespace: %w", err)
+		}
+		return h, nil
+	}
+	h, err := netns.GetFromPath(path)
+	if err != nil {
+		return netns.None(), fmt.Errorf("opening network namespace %s: %w", path, err)
+	}
+	var st unix.Statfs_t
+	if err := unix.Fstatfs(int(h), &st); err != nil || st.Type != unix.NSFS_MAGIC {
+		h.Close()
+		return netns.None(), fmt.Errorf("%s is not a network namespace (was its holder or container stopped?)", path)
+	}
+	return h, nil
+}
+
+// nsID identifies a namespace (device and inode of its nsfs file), so that
+// a lease naming /proc/PID/ns/net is not taken for alive when the pid has
+// been reused.
+func nsID(path string) (dev, ino uint64, err error) {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return 0, 0, err
+	}
+	return uint64(st.Dev), st.Ino, nil
+}
+
+// leaseAlive reports whether the namespace a lease was made for still exists.
+func leaseAlive(l *Lease) bool {
+	if l.NetNS == "" {
+		return false
+	}
+	dev, ino, err := nsID(l.NetNS)
+	return err == nil && dev == l.NetNSDev && ino == l.NetNSIno
+}
+
+// inNS runs fn on a locked OS thread switched into ns. If the thread
+// cannot be switched back it stays locked, and the Go runtime ends it
+// instead of reusing a thread in the wrong namespace.
+func inNS(ns netns.NsHandle, fn func() error) error {
+	runtime.LockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
+		runtime.UnlockOSThread()
+		return fmt.Errorf("saving the thread's network namespace: %w", err)
+	}
+	defer orig.Close()
+	if err := netns.Set(ns); err != nil {
+		runtime.UnlockOSThread()
+		return fmt.Errorf("entering a network namespace: %w", err)
+	}
+	ferr := fn()
+	if err := netns.Set(orig); err != nil {
+		return errors.Join(ferr, fmt.Errorf("returning to the original network namespace: %w", err))
+	}
+	runtime.UnlockOSThread()
+	return ferr
+}
+
+// sysctl writes a value under /proc/sys/net for the calling thread's
+// network namespace (call inside inNS).
+func sysctl(key, value string) error {
+	// /proc/sys/net shows the namespace of the thread that opens it.
+	p := "/proc/sys/" + strings.ReplaceAll(key, ".", "/")
+	cur, err := os.ReadFile(p)
+	if err == nil && strings.TrimSpace(string(cur)) == value {
+		return nil
+	}
+	if err := os.WriteFile(p, []byte(value), 0o644); err != nil {
+		return fmt.Errorf("setting %s=%s: %w", key, value, err)
+	}
+	return nil
+}
+
+type route struct {
+	p   netip.Prefix
+	dev string
+}
+
+// outerRoutes lists the IPv4 routes of a namespace ("" = the caller's).
+func outerRoutes(path string) ([]route, error) {
+	ns, err := openNS(path)
+	if err != nil {
+		return nil, err
+	}
+	defer ns.Close()
+	h, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		return nil, fmt.Errorf("netlink: %w", err)
+	}
+	defer h.Close()
+	rs, err := h.RouteList(nil, netlink.FAMILY_V4)
+	if err != nil {
+		return nil, fmt.Errorf("listing routes: %w", err)
+	}
+	names := map[int]string{}
+	var out []route
+	for _, r := range rs {
+		if r.Dst == nil {
+			continue
+		}
+		p, ok := netipPrefix(r.Dst.IP, r.Dst.Mask)
+		if !ok {
+			continue
+		}
+		dev, ok := names[r.LinkIndex]
+		if !ok {
+			if l, err := h.LinkByIndex(r.LinkIndex); err == nil {
+				dev = l.Attrs().Name
+			}
+			names[r.LinkIndex] = dev
+		}
+		out = append(out, route{p: p, dev: dev})
+	}
+	return out, nil
+}
+
+// NetNSDir is where NewNetNS keeps namespace files: in the per-user runtime
+// directory (rootless, inside the holder's mount namespace, so they last as
+// long as the holder).
+func NetNSDir() string { return filepath.Join(userns.RuntimeDir(), "netns") }
+
+// NewNetNS creates an empty network namespace for a container, owned by
+// the caller's user namespace, and pins it with a bind mount at
+// NetNSDir()/name. The runner may create the namespace itself instead
+// (unshare(CLONE_NEWNET) in the container's init) and pass
+// /proc/PID/ns/net to Attach; see the package documentation.
+func NewNetNS(name string) (string, error) {
+	if name == "" || strings.ContainsAny(name, "/\x00") || name == "." || name == ".." {
+		return "", fmt.Errorf("invalid network namespace name %q", name)
+	}
+	dir := NetNSDir()
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("creating %s: %w", dir, err)
+	}
+	p := filepath.Join(dir, name)
+	f, err := os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_RDONLY, 0o600)
+	if err != nil {
+		return "", fmt.Errorf("creating network namespace file %s: %w", p, err)
+	}
+	f.Close()
+	errc := make(chan error, 1)
+	// A fresh thread that never returns to the pool: it unshares its
+	// network namespace, pins it, and exits still locked.
+	go func() {
+		runtime.LockOSThread()
+		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+			errc <- fmt.Errorf("unshare(CLONE_NEWNET): %w", err)
+			return
+		}
+		src := "/proc/self/task/" + strconv.Itoa(unix.Gettid()) + "/ns/net"
+		if err := unix.Mount(src, p, "none", unix.MS_BIND, ""); err != nil {
+			errc <- fmt.Errorf("pinning the network namespace at %s: %w", p, err)
+			return
+		}
+		errc <- nil
+	}()
+	if err := <-errc; err != nil {
+		os.Remove(p)
+		return "", err
+	}
+	return p, nil
+}
+
+// DeleteNetNS unpins and removes a namespace file made by NewNetNS. The
+// namespace itself ends when no process is left in it. Deleting a missing
+// file is not an error.
+func DeleteNetNS(path string) error {
+	if err := unix.Unmount(path, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("unmounting %s: %w", path, err)
+	}
+	if err := os.Remove(path); err != nil && !os.IsNotExist(err) {
+		return fmt.Errorf("removing %s: %w", path, err)
+	}
+	return nil
+}
+
+func netipPrefix(ip net.IP, mask net.IPMask) (netip.Prefix, bool) {
+	a, ok := netip.AddrFromSlice(ip)
+	ones, bits := mask.Size()
+	if !ok || bits == 0 {
+		return netip.Prefix{}, false
+	}
+	return netip.PrefixFrom(a.Unmap(), ones).Masked(), true
+}
