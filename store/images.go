@@ -273,7 +273,7 @@ func (s *Store) CreateImage(n NewImage) (*Image, error) {
 	if errors.Is(err, storage.ErrDuplicateID) {
 		img, err = s.s.Image(id)
 		if err == nil {
-			err = s.s.SetImageBigData(id, manifestKey(mDigest), n.Manifest, nil)
+			err = s.s.SetImageBigData(id, manifestKey(mDigest), n.Manifest, func([]byte) (digest.Digest, error) { return mDigest, nil })
 		}
 	}
 	if err != nil {
