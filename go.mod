@@ -31,6 +31,7 @@ require (
 	go.podman.io/storage v1.65.1
 	golang.org/x/sync v0.24.0
 	golang.org/x/sys v0.50.0
+	golang.org/x/term v0.46.0
 )
 
 require (
