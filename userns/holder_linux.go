@@ -116,6 +116,14 @@ func startHolder(stderr io.Writer) error {
 	if _, ok := HolderPID(); ok {
 		return nil // another invocation started it while we waited
 	}
+	// A holder killed with kill -9 leaves its ready file behind. The new
+	// holder takes the lock before it clears its state dir, so in between
+	// the stale file would pass for the new holder's: remove it first.
+	for _, f := range []string{readyFile, mappingFile} {
+		if err := os.Remove(filepath.Join(HolderDir(), f)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("removing the stale holder state %s: %w", f, err)
+		}
+	}
 	self, err := os.Executable()
 	if err != nil {
 		return err
