@@ -23,8 +23,8 @@ func fakeResolver(ref string) (*BaseImage, error) {
 	case "docker.io/library/busybox:latest":
 		return &BaseImage{Ref: ref, ID: strings.Repeat("b", 64), Config: &v1.ConfigFile{
 			Architecture: HostPlatform().Architecture, OS: "linux",
-			Config: v1.Config{Env: []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root"}, Cmd: []string{"sh"}},
-			RootFS: v1.RootFS{Type: "layers", DiffIDs: []v1.Hash{{Algorithm: "sha256", Hex: strings.Repeat("1", 64)}}},
+			Config:  v1.Config{Env: []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root"}, Cmd: []string{"sh"}},
+			RootFS:  v1.RootFS{Type: "layers", DiffIDs: []v1.Hash{{Algorithm: "sha256", Hex: strings.Repeat("1", 64)}}},
 			History: []v1.History{{CreatedBy: "nook import"}},
 		}}, nil
 	case "docker.io/library/onbuild:latest":

@@ -138,6 +138,9 @@ func allCommands() []*cli.Command {
 		unshareCommand(),
 		systemCommand(),
 		completionCommand(),
+		buildCommand(),
+		historyCommand(),
+		builderCommand(),
 	}
 }
 
