@@ -21,10 +21,14 @@ Examples:
   nook unshare rm -rf ~/.local/share/nook/storage`,
 		SkipFlagParsing: true,
 		Action: func(c *cli.Context) error {
+			args := c.Args().Slice()
+			// Flags are not parsed (they belong to COMMAND), but help is.
+			if len(args) == 1 && (args[0] == "--help" || args[0] == "-h") {
+				return cli.ShowSubcommandHelp(c)
+			}
 			if err := needsNamespace(c); err != nil {
 				return err
 			}
-			args := c.Args().Slice()
 			if len(args) == 0 {
 				sh := os.Getenv("SHELL")
 				if sh == "" {
