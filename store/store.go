@@ -53,8 +53,13 @@ func Open(o Options) (*Store, error) {
 		return nil, fmt.Errorf("creating run directory %s: %w", o.RunRoot, err)
 	}
 	driver := o.Driver
-	if driver == "" {
-		driver = existingDriver(o.Root)
+	if had := existingDriver(o.Root); driver == "" {
+		driver = had
+	} else if had != "" && had != driver {
+		// storage would start a second, empty set of layers beside the
+		// first: the images would seem gone.
+		return nil, fmt.Errorf("the store in %s was created with the %s driver, not %s: use another --root for %s, or remove this store first (nook system reset)",
+			o.Root, had, driver, driver)
 	}
 	var driverOpts []string
 	if o.SquashOwners {
