@@ -40,8 +40,16 @@ if [ -t 1 ]; then
 	plain=$(tput sgr0 2>/dev/null || true)
 fi
 say() { printf '\n%s# %s%s\n' "$bold" "$*" "$plain"; }
+# shown quotes a word only when the shell needs it, as a person types it.
+shown() {
+	local a out=
+	for a in "$@"; do
+		if [[ $a =~ ^[A-Za-z0-9_./:=@%+,-]+$ ]]; then out+=" $a"; else out+=" '$a'"; fi
+	done
+	printf '%s' "$out"
+}
 run() {
-	printf '%s$ nook%s%s\n' "$bold" "$(printf ' %q' "$@")" "$plain"
+	printf '%s$ nook%s%s\n' "$bold" "$(shown "$@")" "$plain"
 	"$NOOK" "$@"
 }
 say "who am I, and where do things go? (user $(id -un), no root)"
