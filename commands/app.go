@@ -141,6 +141,12 @@ func allCommands() []*cli.Command {
 		buildCommand(),
 		historyCommand(),
 		builderCommand(),
+		pullCommand(),
+		pushCommand(),
+		loginCommand(),
+		logoutCommand(),
+		saveCommand(),
+		loadCommand(),
 	}
 }
 

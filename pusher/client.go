@@ -675,3 +675,50 @@ func platformMatches(want, got v1.Platform) bool {
 	}
 	return want.Variant == got.Variant
 }
+
+// tags lists a repository's tags, following the registry's pages.
+func (rc *repoClient) tags(ctx context.Context) ([]string, error) {
+	var out []string
+	next := fmt.Sprintf("%s://%s/v2/%s/tags/list?n=1000", rc.repo.Scheme(), rc.repo.RegistryStr(), rc.repo.RepositoryStr())
+	for pages := 0; next != "" && pages < 1000; pages++ {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, next, nil)
+		if err != nil {
+			return nil, err
+		}
+		resp, err := rc.http.Do(req)
+		if err != nil {
+			return nil, err
+		}
+		var page struct {
+			Tags []string `json:"tags"`
+		}
+		err = rc.check(resp, "listing tags of "+rc.repo.String(), http.StatusOK)
+		if err == nil {
+			err = json.NewDecoder(io.LimitReader(resp.Body, 16<<20)).Decode(&page)
+		}
+		resp.Body.Close()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, page.Tags...)
+		next = ""
+		if link := resp.Header.Get("Link"); link != "" {
+			if s, _, ok := strings.Cut(strings.TrimPrefix(link, "<"), ">"); ok {
+				if u, err := resp.Request.URL.Parse(s); err == nil {
+					next = u.String()
+				}
+			}
+		}
+	}
+	return out, nil
+}
+
+// CredentialsKeychain answers every registry with one user and password
+// (--creds).
+func CredentialsKeychain(user, password string) authn.Keychain {
+	return staticKeychain{auth: authn.FromConfig(authn.AuthConfig{Username: user, Password: password})}
+}
+
+type staticKeychain struct{ auth authn.Authenticator }
+
+func (k staticKeychain) Resolve(authn.Resource) (authn.Authenticator, error) { return k.auth, nil }

@@ -92,7 +92,7 @@ func (b *bar) set(status string) {
 		return
 	}
 	switch status {
-	case "Waiting", "Downloading", "Uploading", "Extracting", "Preparing", "Compressing":
+	case "Waiting", "Downloading", "Uploading", "Extracting", "Preparing", "Compressing", "Pushing":
 		return
 	}
 	fmt.Fprintf(p.w, "%s: %s\n", b.id, status)

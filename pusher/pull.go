@@ -24,6 +24,22 @@ import (
 // before their registry. The image is recorded only after every layer is
 // stored and verified.
 func Pull(ctx context.Context, s *store.Store, ref string, o Options) (*store.Image, error) {
+	res, err := PullImage(ctx, s, ref, o)
+	if err != nil {
+		return nil, err
+	}
+	return res.Image, nil
+}
+
+// PullResult is what PullImage stored.
+type PullResult struct {
+	Image  *store.Image
+	Name   string        // the fully qualified name it was stored under
+	Digest digest.Digest // the registry's digest (the index's, if any)
+}
+
+// PullImage is Pull, also saying which name the image was found under.
+func PullImage(ctx context.Context, s *store.Store, ref string, o Options) (*PullResult, error) {
 	cfg, err := o.registries()
 	if err != nil {
 		return nil, err
@@ -42,9 +58,9 @@ func Pull(ctx context.Context, s *store.Store, ref string, o Options) (*store.Im
 			if len(cands) > 1 || len(cand.endpoints) > 1 {
 				prog.printf("Trying to pull %s...", ep.ref)
 			}
-			img, err := c.pullFrom(ctx, s, cand.named, ep, prog)
+			res, err := c.pullFrom(ctx, s, cand.named, ep, prog)
 			if err == nil {
-				return img, nil
+				return res, nil
 			}
 			if ctx.Err() != nil {
 				return nil, err
@@ -143,7 +159,7 @@ func (c *client) resolve(ctx context.Context, rc *repoClient, ref name.Reference
 	return r, nil
 }
 
-func (c *client) pullFrom(ctx context.Context, s *store.Store, named reference.Named, ep endpoint, prog *progress) (*store.Image, error) {
+func (c *client) pullFrom(ctx context.Context, s *store.Store, named reference.Named, ep endpoint, prog *progress) (*PullResult, error) {
 	rc, err := c.repo(ctx, ep.ref.Context(), ep.insecure, false, nil)
 	if err != nil {
 		return nil, err
@@ -228,7 +244,53 @@ func (c *client) pullFrom(ctx context.Context, s *store.Store, named reference.N
 		}
 	}
 	prog.printf("Digest: %s", r.digest())
-	return s.Lookup(img.ID)
+	img, err = s.Lookup(img.ID)
+	if err != nil {
+		return nil, err
+	}
+	return &PullResult{Image: img, Name: named.String(), Digest: r.digest()}, nil
+}
+
+// PullAllTags pulls every tag of the repository ref names (a tag or
+// digest in ref is ignored) and returns the names pulled.
+func PullAllTags(ctx context.Context, s *store.Store, ref string, o Options) ([]string, error) {
+	cfg, err := o.registries()
+	if err != nil {
+		return nil, err
+	}
+	repoName, _ := splitSuffix(ref)
+	if strings.Contains(ref, "@") || strings.Count(ref, ":") > strings.Count(repoName, ":") {
+		return nil, fmt.Errorf("--all-tags takes a repository without tag or digest, not %q", ref)
+	}
+	cands, err := cfg.candidates(repoName, o.Insecure)
+	if err != nil {
+		return nil, err
+	}
+	c := newClient(&o)
+	var last error
+	for _, cand := range cands {
+		ep := cand.endpoints[len(cand.endpoints)-1]
+		rc, err := c.repo(ctx, ep.ref.Context(), ep.insecure, false, nil)
+		if err != nil {
+			last = err
+			continue
+		}
+		tags, err := rc.tags(ctx)
+		if err != nil {
+			last = err
+			continue
+		}
+		var pulled []string
+		for _, t := range tags {
+			res, err := PullImage(ctx, s, reference.TrimNamed(cand.named).String()+":"+t, o)
+			if err != nil {
+				return pulled, err
+			}
+			pulled = append(pulled, res.Name)
+		}
+		return pulled, nil
+	}
+	return nil, fmt.Errorf("listing the tags of %s: %w", ref, last)
 }
 
 // digest is what a registry calls this image: the index's digest if it
