@@ -352,9 +352,9 @@ func vethName(cid, nid string) string {
 // address, forwarding and NAT rules. A bridge that is up is taken as ready:
 // it is brought up last. Called with the lock held.
 func (m *Manager) ensureBridge(outerNS netns.NsHandle, n *Network) error {
-	h, err := netlink.NewHandleAt(outerNS)
+	h, err := nlHandle(outerNS)
 	if err != nil {
-		return fmt.Errorf("netlink: %w", err)
+		return err
 	}
 	defer h.Close()
 	if l, err := h.LinkByName(n.Bridge); err == nil && l.Attrs().Flags&net.FlagUp != 0 {
@@ -408,6 +408,7 @@ func (m *Manager) ensureBridge(outerNS netns.NsHandle, n *Network) error {
 	if err != nil {
 		return err
 	}
+	defer c.CloseLasting()
 	if err := replaceRules(c, netTag(n), rules); err != nil {
 		return fmt.Errorf("network %s: %w", n.Name, err)
 	}
@@ -420,14 +421,14 @@ func (m *Manager) ensureBridge(outerNS netns.NsHandle, n *Network) error {
 // connect creates the veth pairs, addresses and routes, publishes the
 // ports and writes the files.
 func (m *Manager) connect(ctx context.Context, outerNS, ctrNS netns.NsHandle, o AttachOptions, atts []attachment) (*Result, error) {
-	oh, err := netlink.NewHandleAt(outerNS)
+	oh, err := nlHandle(outerNS)
 	if err != nil {
-		return nil, fmt.Errorf("netlink: %w", err)
+		return nil, err
 	}
 	defer oh.Close()
-	ch, err := netlink.NewHandleAt(ctrNS)
+	ch, err := nlHandle(ctrNS)
 	if err != nil {
-		return nil, fmt.Errorf("netlink in the container's namespace: %w", err)
+		return nil, err
 	}
 	defer ch.Close()
 	if err := loopbackUp(ch); err != nil {
@@ -592,9 +593,9 @@ func (m *Manager) detach(ctx context.Context, containerID string, netIDs []strin
 func (m *Manager) release(ctx context.Context, outerNS netns.NsHandle, n *Network, l *Lease) error {
 	var errs []error
 	if outerNS.IsOpen() {
-		h, err := netlink.NewHandleAt(outerNS)
+		h, err := nlHandle(outerNS)
 		if err != nil {
-			return fmt.Errorf("netlink: %w", err)
+			return err
 		}
 		defer h.Close()
 		if link, err := h.LinkByName(l.HostVeth); err == nil {

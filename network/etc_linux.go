@@ -5,8 +5,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-
-	"github.com/vishvananda/netlink"
 )
 
 // hostContainersInternal is podman's name for the host, added (as podman
@@ -142,7 +140,9 @@ func (m *Manager) finish(nets []*Network, o AttachOptions, atts []attachment, re
 		return err
 	}
 	res.Hostname = BuildHostname(o.Hostname)
-	if err := writeFiles(o, res); err != nil {
+	fo := o
+	fo.HostsPath = spec.Path // network connect: the file the container started with
+	if err := writeFiles(fo, res); err != nil {
 		return err
 	}
 	touched := map[string]bool{}
@@ -252,9 +252,9 @@ func (m *Manager) noneMode(o AttachOptions) (*Result, error) {
 			return nil, err
 		}
 		defer ns.Close()
-		h, err := netlink.NewHandleAt(ns)
+		h, err := nlHandle(ns)
 		if err != nil {
-			return nil, fmt.Errorf("netlink in the container's namespace: %w", err)
+			return nil, err
 		}
 		defer h.Close()
 		if err := loopbackUp(h); err != nil {

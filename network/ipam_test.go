@@ -84,10 +84,13 @@ func TestDropStale(t *testing.T) {
 	}
 }
 
+// newTestManager manages files only: its outer namespace does not exist,
+// so nothing is created or removed in a real one.
 func newTestManager(t *testing.T) *Manager {
 	t.Helper()
-	f := false
-	m, err := New(Options{Dir: t.TempDir(), Rootless: &f, ResolvConf: "/dev/null"})
+	yes := true
+	m, err := New(Options{Dir: t.TempDir(), Rootless: &yes, OuterNetNS: "/nonexistent/netns",
+		PortAPI: "/nonexistent/api.sock", ResolvConf: "/dev/null"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,7 +200,7 @@ func TestCreateConcurrent(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			m2, err := New(Options{Dir: m.Dir(), Rootless: &m.rootless, ResolvConf: "/dev/null"})
+			m2, err := New(Options{Dir: m.Dir(), Rootless: &m.rootless, OuterNetNS: m.outer, PortAPI: m.portAPI})
 			if err == nil {
 				_, err = m2.Create(CreateOptions{Name: fmt.Sprintf("n%d", i)})
 			}

@@ -120,9 +120,9 @@ func (m *Manager) teardown(outerNS netns.NsHandle, n *Network) error {
 	if !outerNS.IsOpen() {
 		return nil
 	}
-	h, err := netlink.NewHandleAt(outerNS)
+	h, err := nlHandle(outerNS)
 	if err != nil {
-		return fmt.Errorf("netlink: %w", err)
+		return err
 	}
 	defer h.Close()
 	if l, err := h.LinkByName(n.Bridge); err == nil {
@@ -136,6 +136,7 @@ func (m *Manager) teardown(outerNS netns.NsHandle, n *Network) error {
 	if err != nil {
 		return err
 	}
+	defer c.CloseLasting()
 	tag := netTag(n)
 	if err := removeTagged(c, func(t string) bool { return t == tag }); err != nil {
 		return fmt.Errorf("network %s: %w", n.Name, err)

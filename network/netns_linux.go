@@ -60,27 +60,41 @@ func leaseAlive(l *Lease) bool {
 	return err == nil && dev == l.NetNSDev && ino == l.NetNSIno
 }
 
-// inNS runs fn on a locked OS thread switched into ns. If the thread
-// cannot be switched back it stays locked, and the Go runtime ends it
-// instead of reusing a thread in the wrong namespace.
+// inNS runs fn on an OS thread of its own switched into ns (fn runs
+// directly when ns is not open). The thread is never switched back: a
+// rootless nook may enter the holder's and containers' namespaces but
+// not return to the host's (that takes privilege over the host's user
+// namespace), so the thread ends with its goroutine, locked, and the Go
+// runtime never reuses it. Sockets made in fn stay in ns.
 func inNS(ns netns.NsHandle, fn func() error) error {
-	runtime.LockOSThread()
-	orig, err := netns.Get()
+	if !ns.IsOpen() {
+		return fn()
+	}
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: see above
+		if err := unix.Setns(int(ns), unix.CLONE_NEWNET); err != nil {
+			errc <- fmt.Errorf("entering a network namespace: %w", err)
+			return
+		}
+		errc <- fn()
+	}()
+	return <-errc
+}
+
+// nlHandle opens a netlink handle whose sockets live in ns. (netlink's own
+// NewHandleAt switches the calling thread back afterwards, which fails
+// rootless and leaves the thread in the wrong namespace.)
+func nlHandle(ns netns.NsHandle) (*netlink.Handle, error) {
+	var h *netlink.Handle
+	err := inNS(ns, func() (err error) {
+		h, err = netlink.NewHandle(unix.NETLINK_ROUTE)
+		return err
+	})
 	if err != nil {
-		runtime.UnlockOSThread()
-		return fmt.Errorf("saving the thread's network namespace: %w", err)
+		return nil, fmt.Errorf("opening netlink: %w", err)
 	}
-	defer orig.Close()
-	if err := netns.Set(ns); err != nil {
-		runtime.UnlockOSThread()
-		return fmt.Errorf("entering a network namespace: %w", err)
-	}
-	ferr := fn()
-	if err := netns.Set(orig); err != nil {
-		return errors.Join(ferr, fmt.Errorf("returning to the original network namespace: %w", err))
-	}
-	runtime.UnlockOSThread()
-	return ferr
+	return h, nil
 }
 
 // sysctl writes a value under /proc/sys/net for the calling thread's
@@ -110,9 +124,9 @@ func outerRoutes(path string) ([]route, error) {
 		return nil, err
 	}
 	defer ns.Close()
-	h, err := netlink.NewHandleAt(ns)
+	h, err := nlHandle(ns)
 	if err != nil {
-		return nil, fmt.Errorf("netlink: %w", err)
+		return nil, err
 	}
 	defer h.Close()
 	rs, err := h.RouteList(nil, netlink.FAMILY_V4)

@@ -51,12 +51,15 @@ func ruleTag(r *nftables.Rule) string {
 	return s
 }
 
+// nftConn opens an nftables connection whose socket lives in ns (made on
+// a thread inside ns, see inNS; nftables' WithNetNSFd would switch back).
+// Close it with CloseLasting.
 func nftConn(ns netns.NsHandle) (*nftables.Conn, error) {
-	var opts []nftables.ConnOption
-	if ns.IsOpen() {
-		opts = append(opts, nftables.WithNetNSFd(int(ns)))
-	}
-	c, err := nftables.New(opts...)
+	var c *nftables.Conn
+	err := inNS(ns, func() (err error) {
+		c, err = nftables.New(nftables.AsLasting())
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("opening nftables: %w", err)
 	}

@@ -270,6 +270,7 @@ func (m *Manager) publish(ctx context.Context, outerNS netns.NsHandle, l *Lease)
 		if err != nil {
 			return err
 		}
+		defer c.CloseLasting()
 		if err := replaceRules(c, ctrTag(l.ContainerID), rules); err != nil {
 			return fmt.Errorf("publishing ports: %w", err)
 		}
@@ -300,6 +301,7 @@ func (m *Manager) unpublish(ctx context.Context, outerNS netns.NsHandle, l *Leas
 		if err != nil {
 			return err
 		}
+		defer c.CloseLasting()
 		tag := ctrTag(l.ContainerID)
 		return removeTagged(c, func(t string) bool { return t == tag })
 	}
@@ -343,6 +345,7 @@ func (m *Manager) orphanPorts(ctx context.Context, outerNS netns.NsHandle, nets 
 		if err != nil {
 			return err
 		}
+		defer c.CloseLasting()
 		tags, err := containerTags(c)
 		if err != nil {
 			return err
