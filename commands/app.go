@@ -98,9 +98,11 @@ Examples:
 		ErrWriter:              stderr,
 		EnableBashCompletion:   true,
 		UseShortOptionHandling: true,
-		Suggest:                true,
-		HideHelpCommand:        false,
-		ExitErrHandler:         func(*cli.Context, error) {}, // Main prints and maps errors
+		// docker never splits flag values at commas (-e A=b,c; --mount).
+		DisableSliceFlagSeparator: true,
+		Suggest:                   true,
+		HideHelpCommand:           false,
+		ExitErrHandler:            func(*cli.Context, error) {}, // Main prints and maps errors
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "root", Usage: "store directory for images and layers", EnvVars: []string{"NOOK_ROOT"}},
 			&cli.StringFlag{Name: "runroot", Usage: "directory for volatile state (mount points)", EnvVars: []string{"NOOK_RUNROOT"}},
@@ -147,6 +149,7 @@ func allCommands() []*cli.Command {
 		logoutCommand(),
 		saveCommand(),
 		loadCommand(),
+		runCommand(), createCommand(), psCommand("ps"), rmCommand("rm"),
 	}
 }
 
