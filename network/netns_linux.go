@@ -8,8 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -60,26 +60,57 @@ func leaseAlive(l *Lease) bool {
 	return err == nil && dev == l.NetNSDev && ino == l.NetNSIno
 }
 
-// inNS runs fn on an OS thread of its own switched into ns (fn runs
-// directly when ns is not open). The thread is never switched back: a
-// rootless nook may enter the holder's and containers' namespaces but
-// not return to the host's (that takes privilege over the host's user
-// namespace), so the thread ends with its goroutine, locked, and the Go
-// runtime never reuses it. Sockets made in fn stay in ns.
+// inNS runs fn on nook's namespace thread, switched into ns (fn runs
+// directly when ns is not open). Sockets made in fn stay in ns.
+//
+// Why one long-lived thread: a rootless nook may enter the holder's and
+// containers' namespaces but not return to the host's (that takes
+// privilege over the host's user namespace), so a thread that entered one
+// must never run other goroutines again. Ending such threads instead would
+// fire the Pdeathsig of any child that the same OS thread forked (the
+// runner's foreground container), so the thread is kept, locked, for the
+// life of the process, and serves every switch. fn must not call inNS.
 func inNS(ns netns.NsHandle, fn func() error) error {
 	if !ns.IsOpen() {
 		return fn()
 	}
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread() // never unlocked: see above
-		if err := unix.Setns(int(ns), unix.CLONE_NEWNET); err != nil {
-			errc <- fmt.Errorf("entering a network namespace: %w", err)
-			return
-		}
-		errc <- fn()
-	}()
-	return <-errc
+	return onNSThread(ns, fn)
+}
+
+// onNSThread runs fn on the namespace thread, after switching it into ns
+// when ns is open (else in whatever namespace it was left).
+func onNSThread(ns netns.NsHandle, fn func() error) error {
+	nsThread.once.Do(func() {
+		nsThread.reqs = make(chan nsRequest)
+		go func() {
+			runtime.LockOSThread() // never unlocked: see above
+			for r := range nsThread.reqs {
+				if !r.ns.IsOpen() {
+					r.done <- r.fn()
+					continue
+				}
+				if err := unix.Setns(int(r.ns), unix.CLONE_NEWNET); err != nil {
+					r.done <- fmt.Errorf("entering a network namespace: %w", err)
+					continue
+				}
+				r.done <- r.fn()
+			}
+		}()
+	})
+	done := make(chan error, 1)
+	nsThread.reqs <- nsRequest{ns: ns, fn: fn, done: done}
+	return <-done
+}
+
+var nsThread struct {
+	once sync.Once
+	reqs chan nsRequest
+}
+
+type nsRequest struct {
+	ns   netns.NsHandle
+	fn   func() error
+	done chan error
 }
 
 // nlHandle opens a netlink handle whose sockets live in ns. (netlink's own
@@ -179,23 +210,19 @@ func NewNetNS(name string) (string, error) {
 		return "", fmt.Errorf("creating network namespace file %s: %w", p, err)
 	}
 	f.Close()
-	errc := make(chan error, 1)
-	// A fresh thread that never returns to the pool: it unshares its
-	// network namespace, pins it, and exits still locked.
-	go func() {
-		runtime.LockOSThread()
+	// The namespace thread unshares (leaving whatever namespace it was
+	// in) and pins its new namespace.
+	err = onNSThread(netns.None(), func() error {
 		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
-			errc <- fmt.Errorf("unshare(CLONE_NEWNET): %w", err)
-			return
+			return fmt.Errorf("unshare(CLONE_NEWNET): %w", err)
 		}
-		src := "/proc/self/task/" + strconv.Itoa(unix.Gettid()) + "/ns/net"
+		src := "/proc/thread-self/ns/net"
 		if err := unix.Mount(src, p, "none", unix.MS_BIND, ""); err != nil {
-			errc <- fmt.Errorf("pinning the network namespace at %s: %w", p, err)
-			return
+			return fmt.Errorf("pinning the network namespace at %s: %w", p, err)
 		}
-		errc <- nil
-	}()
-	if err := <-errc; err != nil {
+		return nil
+	})
+	if err != nil {
 		os.Remove(p)
 		return "", err
 	}

@@ -126,9 +126,9 @@ func loopbackUpHere() error {
 func spawnNS(t *testing.T) string {
 	t.Helper()
 	cmd := exec.Command("sleep", "3600")
-	// No Pdeathsig: it fires when the forking OS thread exits, and Attach
-	// ends the threads it switches into other namespaces.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET}
+	// Pdeathsig as the runner uses it: it fires if the forking OS thread
+	// ends, which namespace switching must never cause.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("starting a process in a new network namespace: %v", err)
 	}
