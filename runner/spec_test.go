@@ -123,7 +123,7 @@ func TestResolveUser(t *testing.T) {
 		{"4242", nil, 4242, 0, nil, "/", ""},
 		{"4242:4343", nil, 4242, 4343, nil, "/", ""},
 		{"nobody:nobody", nil, 65534, 65534, nil, "/", ""},
-		{"user", []string{"audio", "7"}, 1000, 1000, []int{50, 29, 7}, "/home/user", ""},
+		{"user", []string{"audio", "7"}, 1000, 1000, []int{7, 29, 50}, "/home/user", ""},
 		{"nosuch", nil, 0, 0, nil, "", "unable to find user nosuch"},
 		{"user:nosuch", nil, 0, 0, nil, "", "unable to find group nosuch"},
 		{"user", []string{"nogroup"}, 0, 0, nil, "", "--group-add"},
@@ -162,7 +162,7 @@ func nilIfEmpty(x []int) []int {
 	if len(x) == 0 {
 		return nil
 	}
-	return x
+	return slices.Sorted(slices.Values(x))
 }
 
 func TestCapabilities(t *testing.T) {
