@@ -227,8 +227,9 @@ func Login(ctx context.Context, o LoginOptions) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("logging in to %s: %w", host, err)
 	}
+	err = transport.CheckError(resp, http.StatusOK)
 	resp.Body.Close()
-	if err := transport.CheckError(resp, http.StatusOK); err != nil {
+	if err != nil {
 		return "", authError(err, reg, false, "logging in to "+host)
 	}
 

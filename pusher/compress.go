@@ -7,6 +7,7 @@ import (
 	"io"
 	"runtime"
 	"slices"
+	"sync"
 
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/klauspost/compress/zstd"
@@ -47,7 +48,20 @@ func uncompressedDiff(st storage.Store, id string) (io.ReadCloser, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading layer %s: %w", shortDigest(id), err)
 	}
-	return rc, nil
+	// The store holds its layer lock until Close, and releasing it twice
+	// is fatal: archive writers may close twice.
+	return &closeOnce{ReadCloser: rc}, nil
+}
+
+type closeOnce struct {
+	io.ReadCloser
+	once sync.Once
+	err  error
+}
+
+func (c *closeOnce) Close() error {
+	c.once.Do(func() { c.err = c.ReadCloser.Close() })
+	return c.err
 }
 
 // compressor turns a tar stream into a compressed one in a goroutine.

@@ -323,8 +323,9 @@ func (rc *repoClient) blobExists(ctx context.Context, d digest.Digest) (bool, er
 		if err != nil {
 			return err
 		}
+		err = rc.check(resp, "checking blob "+d.String(), http.StatusOK, http.StatusNotFound)
 		resp.Body.Close()
-		if err := rc.check(resp, "checking blob "+d.String(), http.StatusOK, http.StatusNotFound); err != nil {
+		if err != nil {
 			return err
 		}
 		ok = resp.StatusCode == http.StatusOK
@@ -395,8 +396,9 @@ func (rc *repoClient) upload(ctx context.Context, open func() (io.ReadCloser, er
 		if err != nil {
 			return err
 		}
+		err = rc.check(resp, "starting an upload", http.StatusAccepted)
 		resp.Body.Close()
-		if err := rc.check(resp, "starting an upload", http.StatusAccepted); err != nil {
+		if err != nil {
 			return err
 		}
 		loc, err := nextLocation(resp)
@@ -426,8 +428,9 @@ func (rc *repoClient) upload(ctx context.Context, open func() (io.ReadCloser, er
 		if err != nil {
 			return err
 		}
+		err = rc.check(resp, "uploading", http.StatusAccepted, http.StatusNoContent, http.StatusCreated)
 		resp.Body.Close()
-		if err := rc.check(resp, "uploading", http.StatusAccepted, http.StatusNoContent, http.StatusCreated); err != nil {
+		if err != nil {
 			return err
 		}
 		got, n = digest.NewDigest(digest.SHA256, h.h), h.n
@@ -453,7 +456,7 @@ func (rc *repoClient) upload(ctx context.Context, open func() (io.ReadCloser, er
 		if err != nil {
 			return err
 		}
-		resp.Body.Close()
+		defer resp.Body.Close()
 		return rc.check(resp, "committing blob "+got.String(), http.StatusCreated)
 	})
 	if err != nil {
@@ -474,7 +477,7 @@ func (rc *repoClient) putManifest(ctx context.Context, ref name.Reference, raw [
 		if err != nil {
 			return err
 		}
-		resp.Body.Close()
+		defer resp.Body.Close()
 		return rc.check(resp, "uploading the manifest of "+ref.String(), http.StatusCreated, http.StatusOK, http.StatusAccepted)
 	}))
 }
@@ -490,7 +493,7 @@ func (rc *repoClient) headManifest(ctx context.Context, ref name.Reference) (dig
 	if err != nil {
 		return "", err
 	}
-	resp.Body.Close()
+	defer resp.Body.Close()
 	if err := rc.check(resp, "checking "+ref.String(), http.StatusOK); err != nil {
 		return "", err
 	}
