@@ -182,6 +182,11 @@ func (m *Manager) Attach(ctx context.Context, o AttachOptions) (*Result, error) 
 	}
 	defer outerNS.Close()
 
+	oh, err := nlHandle(outerNS)
+	if err != nil {
+		return nil, err
+	}
+	defer oh.Close()
 	var res *Result
 	err = m.locked(func() error {
 		nets, err := m.loadAll()
@@ -191,9 +196,9 @@ func (m *Manager) Attach(ctx context.Context, o AttachOptions) (*Result, error) 
 		if nets, err = m.ensureDefault(nets); err != nil {
 			return err
 		}
-		atts, err := m.reserve(ctx, outerNS, nets, o, dev, ino)
+		atts, err := m.reserve(ctx, outerNS, oh, nets, o, dev, ino)
 		if err == nil {
-			res, err = m.connect(ctx, outerNS, ctrNS, o, atts)
+			res, err = m.connect(ctx, outerNS, oh, ctrNS, o, atts)
 		}
 		if err == nil {
 			err = m.finish(nets, o, atts, res)
@@ -222,7 +227,7 @@ func (m *Manager) Attach(ctx context.Context, o AttachOptions) (*Result, error) 
 // reserve resolves the networks, frees stale leases, allocates addresses
 // and host ports and records the leases, and makes sure each bridge exists.
 // Called with the lock held.
-func (m *Manager) reserve(ctx context.Context, outerNS netns.NsHandle, nets []*Network, o AttachOptions, dev, ino uint64) ([]attachment, error) {
+func (m *Manager) reserve(ctx context.Context, outerNS netns.NsHandle, oh *netlink.Handle, nets []*Network, o AttachOptions, dev, ino uint64) ([]attachment, error) {
 	refs := o.Networks
 	if len(refs) == 0 {
 		refs = []string{DefaultNetwork}
@@ -309,13 +314,21 @@ func (m *Manager) reserve(ctx context.Context, outerNS netns.NsHandle, nets []*N
 		n.Leases[o.ContainerID] = l
 		atts = append(atts, attachment{net: n, lease: l, first: i == 0 && existing == 0})
 	}
+	spec, err := m.hostsSpec(nets, o, atts)
+	if err != nil {
+		for _, a := range atts {
+			delete(a.net.Leases, o.ContainerID)
+		}
+		return nil, err
+	}
 	for _, a := range atts {
+		a.lease.Hosts = spec
 		if err := m.save(a.net); err != nil {
-			return nil, err
+			return atts, err
 		}
 	}
 	for _, a := range atts {
-		if err := m.ensureBridge(outerNS, a.net); err != nil {
+		if err := m.ensureBridge(outerNS, oh, a.net); err != nil {
 			return atts, err
 		}
 	}
@@ -351,12 +364,7 @@ func vethName(cid, nid string) string {
 // ensureBridge creates n's bridge in the outer namespace with its gateway
 // address, forwarding and NAT rules. A bridge that is up is taken as ready:
 // it is brought up last. Called with the lock held.
-func (m *Manager) ensureBridge(outerNS netns.NsHandle, n *Network) error {
-	h, err := nlHandle(outerNS)
-	if err != nil {
-		return err
-	}
-	defer h.Close()
+func (m *Manager) ensureBridge(outerNS netns.NsHandle, h *netlink.Handle, n *Network) error {
 	if l, err := h.LinkByName(n.Bridge); err == nil && l.Attrs().Flags&net.FlagUp != 0 {
 		return nil
 	}
@@ -420,12 +428,7 @@ func (m *Manager) ensureBridge(outerNS netns.NsHandle, n *Network) error {
 
 // connect creates the veth pairs, addresses and routes, publishes the
 // ports and writes the files.
-func (m *Manager) connect(ctx context.Context, outerNS, ctrNS netns.NsHandle, o AttachOptions, atts []attachment) (*Result, error) {
-	oh, err := nlHandle(outerNS)
-	if err != nil {
-		return nil, err
-	}
-	defer oh.Close()
+func (m *Manager) connect(ctx context.Context, outerNS netns.NsHandle, oh *netlink.Handle, ctrNS netns.NsHandle, o AttachOptions, atts []attachment) (*Result, error) {
 	ch, err := nlHandle(ctrNS)
 	if err != nil {
 		return nil, err
@@ -592,7 +595,10 @@ func (m *Manager) detach(ctx context.Context, containerID string, netIDs []strin
 // and the published ports. Missing pieces are fine.
 func (m *Manager) release(ctx context.Context, outerNS netns.NsHandle, n *Network, l *Lease) error {
 	var errs []error
-	if outerNS.IsOpen() {
+	// When the container's namespace is gone, the kernel removes the pair
+	// by itself, in the background; deleting it here would wait for that
+	// (tens of milliseconds of RCU grace periods on every container exit).
+	if outerNS.IsOpen() && leaseAlive(l) {
 		h, err := nlHandle(outerNS)
 		if err != nil {
 			return err

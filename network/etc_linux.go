@@ -83,19 +83,15 @@ func extraHosts(specs []string, gw string) ([]HostEntry, error) {
 	return extra, nil
 }
 
-// finish renders and writes the container's files, records what its hosts
-// file is made of (so that peers joining later can be added to it), and
-// tells the peers about the container. Called with the lock held.
-func (m *Manager) finish(nets []*Network, o AttachOptions, atts []attachment, res *Result) error {
-	if len(atts) == 0 {
-		return nil
-	}
+// hostsSpec decides what the container's /etc/hosts is made of; reserve
+// records it in the new leases, so that the file can be rewritten when
+// peers come and go. A later attach (network connect) keeps the spec the
+// container started with. Called with the lock held, after allocation.
+func (m *Manager) hostsSpec(nets []*Network, o AttachOptions, atts []attachment) (*HostsSpec, error) {
 	var first *Network
-	onNets := map[string]bool{}
 	var prior *HostsSpec
 	for _, n := range nets {
 		if l := n.Leases[o.ContainerID]; l != nil {
-			onNets[n.ID] = true
 			if l.Interface == "eth0" {
 				first = n
 			}
@@ -107,27 +103,31 @@ func (m *Manager) finish(nets []*Network, o AttachOptions, atts []attachment, re
 	if first == nil {
 		first = atts[0].net
 	}
-	var spec HostsSpec
 	if prior != nil && len(o.AddHosts) == 0 && o.HostsPath == "" {
-		spec = *prior // network connect: keep what the container started with
-	} else {
-		extra, err := extraHosts(o.AddHosts, m.hostGateway(first))
-		if err != nil {
-			return err
-		}
-		spec = HostsSpec{Path: o.HostsPath, Hostname: o.Hostname, Domainname: o.Domainname, Name: o.Name, Extra: extra}
-		if l := first.Leases[o.ContainerID]; l != nil {
-			spec.SelfIP = l.IP
-		}
+		return prior, nil
 	}
-	if spec.Path != "" {
-		for _, n := range nets {
-			if l := n.Leases[o.ContainerID]; l != nil {
-				l.Hosts = &spec
-				if err := m.save(n); err != nil {
-					return err
-				}
-			}
+	extra, err := extraHosts(o.AddHosts, m.hostGateway(first))
+	if err != nil {
+		return nil, err
+	}
+	spec := &HostsSpec{Path: o.HostsPath, Hostname: o.Hostname, Domainname: o.Domainname, Name: o.Name, Extra: extra}
+	if l := first.Leases[o.ContainerID]; l != nil {
+		spec.SelfIP = l.IP
+	}
+	return spec, nil
+}
+
+// finish renders and writes the container's files and tells the peers
+// about the container. Called with the lock held.
+func (m *Manager) finish(nets []*Network, o AttachOptions, atts []attachment, res *Result) error {
+	if len(atts) == 0 {
+		return nil
+	}
+	spec := *atts[0].lease.Hosts
+	onNets := map[string]bool{}
+	for _, n := range nets {
+		if n.Leases[o.ContainerID] != nil {
+			onNets[n.ID] = true
 		}
 	}
 	res.Hosts = BuildHosts(spec, peerEntries(nets, o.ContainerID, onNets))

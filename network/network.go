@@ -61,9 +61,10 @@ type Network struct {
 	Created  time.Time         `json:"created"`
 	// Last is the last address handed out: allocation goes round-robin
 	// from there, so a freed address is not reused at once.
-	Last string `json:"last,omitempty"`
-	// Leases are the attached containers, by container ID.
-	Leases map[string]*Lease `json:"leases,omitempty"`
+	Last string `json:"-"`
+	// Leases are the attached containers, by container ID (kept in a
+	// file of their own, see state.go).
+	Leases map[string]*Lease `json:"-"`
 }
 
 // Default reports whether n is the predefined default network.
@@ -250,8 +251,11 @@ func (m *Manager) loadAll() ([]*Network, error) {
 		}
 		n, err := readNetwork(filepath.Join(m.dir, name))
 		if err != nil {
-			fmt.Fprintf(m.warn, "nook: warning: skipping %s: %v\n", filepath.Join(m.dir, name), err)
-			continue
+			if n == nil {
+				fmt.Fprintf(m.warn, "nook: warning: skipping %s: %v\n", filepath.Join(m.dir, name), err)
+				continue
+			}
+			fmt.Fprintf(m.warn, "nook: warning: network %s: %v\n", n.Name, err)
 		}
 		out = append(out, n)
 	}
@@ -306,7 +310,7 @@ func (m *Manager) ensureDefault(nets []*Network) ([]*Network, error) {
 		Created: time.Now().UTC(),
 		Leases:  map[string]*Lease{},
 	}
-	if err := m.save(n); err != nil {
+	if err := m.saveDef(n); err != nil {
 		return nil, err
 	}
 	nets = append(nets, n)
@@ -376,7 +380,7 @@ func (m *Manager) Create(opts CreateOptions) (*Network, error) {
 		if err != nil {
 			return err
 		}
-		if err := m.save(n); err != nil {
+		if err := m.saveDef(n); err != nil {
 			return err
 		}
 		created = n

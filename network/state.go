@@ -32,25 +32,71 @@ func (m *Manager) locked(fn func() error) error {
 	return fn()
 }
 
-// save replaces n's file atomically (write to a temporary file, fsync,
-// rename). Called with the lock held.
-func (m *Manager) save(n *Network) error {
+// Each network has two files: its definition, Dir/NAME.json, written
+// durably (fsync'd) when the network is created, and its leases,
+// Dir/leases/NAME.json, replaced on every attach and detach by rename
+// only. A kill -9 leaves either file whole; a power loss may lose recent
+// leases, which is right, since no container survives it.
+
+type leaseFile struct {
+	Version int               `json:"version"`
+	Last    string            `json:"last,omitempty"`
+	Leases  map[string]*Lease `json:"leases"`
+}
+
+func (m *Manager) leasesFile(name string) string { return filepath.Join(m.dir, "leases", name+".json") }
+
+// saveDef writes n's definition durably, then its leases. Called with the
+// lock held.
+func (m *Manager) saveDef(n *Network) error {
 	n.Version = fileVersion
 	b, err := json.MarshalIndent(n, "", "  ")
 	if err != nil {
 		return fmt.Errorf("encoding network %s: %w", n.Name, err)
 	}
-	b = append(b, '\n')
-	if err := atomicwriter.WriteFile(m.networkFile(n.Name), b, 0o600); err != nil {
+	if err := atomicwriter.WriteFile(m.networkFile(n.Name), append(b, '\n'), 0o600); err != nil {
 		return fmt.Errorf("saving network %s: %w", n.Name, err)
+	}
+	return m.save(n)
+}
+
+// save replaces n's leases file (write a temporary file, rename). Called
+// with the lock held.
+func (m *Manager) save(n *Network) error {
+	b, err := json.Marshal(leaseFile{Version: fileVersion, Last: n.Last, Leases: n.Leases})
+	if err != nil {
+		return fmt.Errorf("encoding the leases of network %s: %w", n.Name, err)
+	}
+	dir := filepath.Join(m.dir, "leases")
+	f, err := os.CreateTemp(dir, ".tmp-*")
+	if os.IsNotExist(err) {
+		if err = os.MkdirAll(dir, 0o700); err == nil {
+			f, err = os.CreateTemp(dir, ".tmp-*")
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("saving the leases of network %s: %w", n.Name, err)
+	}
+	_, err = f.Write(b)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), m.leasesFile(n.Name))
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return fmt.Errorf("saving the leases of network %s: %w", n.Name, err)
 	}
 	return nil
 }
 
-// drop deletes n's file. Called with the lock held.
+// drop deletes n's files. Called with the lock held.
 func (m *Manager) drop(n *Network) error {
-	if err := os.Remove(m.networkFile(n.Name)); err != nil && !os.IsNotExist(err) {
-		return fmt.Errorf("removing network %s: %w", n.Name, err)
+	for _, p := range []string{m.leasesFile(n.Name), m.networkFile(n.Name)} {
+		if err := os.Remove(p); err != nil && !os.IsNotExist(err) {
+			return fmt.Errorf("removing network %s: %w", n.Name, err)
+		}
 	}
 	return nil
 }
@@ -70,8 +116,22 @@ func readNetwork(path string) (*Network, error) {
 	if n.Name == "" || n.ID == "" || n.Subnet == "" {
 		return nil, fmt.Errorf("incomplete network file")
 	}
-	if n.Leases == nil {
-		n.Leases = map[string]*Lease{}
+	n.Leases = map[string]*Lease{}
+	n.Last = ""
+	lp := filepath.Join(filepath.Dir(path), "leases", filepath.Base(path))
+	if b, err := os.ReadFile(lp); err == nil {
+		var lf leaseFile
+		if err := json.Unmarshal(b, &lf); err != nil {
+			return &n, fmt.Errorf("leases file %s is damaged (%v): its leases are dropped", lp, err)
+		}
+		n.Last = lf.Last
+		for id, l := range lf.Leases {
+			if l != nil {
+				n.Leases[id] = l
+			}
+		}
+	} else if !os.IsNotExist(err) {
+		return nil, err
 	}
 	return &n, nil
 }
