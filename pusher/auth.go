@@ -95,9 +95,15 @@ func (k fileKeychain) Resolve(target authn.Resource) (authn.Authenticator, error
 		return authn.Anonymous, err
 	}
 	for _, key := range authKeys(target) {
-		ac, err := cf.GetAuthConfig(key)
-		if err != nil {
-			return nil, fmt.Errorf("reading credentials for %s from %s: %w", key, k.path, err)
+		// Exact keys first (podman files key Docker Hub as docker.io,
+		// which docker's lookup rewrites), then docker's lookup with its
+		// credential helpers.
+		ac, ok := cf.AuthConfigs[key]
+		if !ok {
+			var err error
+			if ac, err = cf.GetAuthConfig(key); err != nil {
+				return nil, fmt.Errorf("reading credentials for %s from %s: %w", key, k.path, err)
+			}
 		}
 		if ac.Username == "" && ac.Password == "" && ac.Auth == "" && ac.IdentityToken == "" && ac.RegistryToken == "" {
 			continue
@@ -242,12 +248,14 @@ func Login(ctx context.Context, o LoginOptions) (string, error) {
 		cf = configfile.New(path)
 	}
 	key := authFileKey(host)
-	if err := cf.GetCredentialsStore(key).Store(types.AuthConfig{
-		Username:      o.Username,
-		Password:      o.Password,
-		ServerAddress: key,
-	}); err != nil {
-		return "", fmt.Errorf("storing the credentials for %s: %w", host, err)
+	ac := types.AuthConfig{Username: o.Username, Password: o.Password, ServerAddress: key}
+	if hasHelper(cf, key) {
+		if err := cf.GetCredentialsStore(key).Store(ac); err != nil {
+			return "", fmt.Errorf("storing the credentials for %s: %w", host, err)
+		}
+	} else {
+		// In the file itself (Save encodes them as docker does).
+		cf.GetAuthConfigs()[key] = ac
 	}
 	if err := saveAuthFile(cf); err != nil {
 		return "", err
@@ -298,11 +306,13 @@ func Logout(registry, authFile string) (string, error) {
 			delete(cf.AuthConfigs, key)
 		}
 	}
-	store := cf.GetCredentialsStore(authFileKey(host))
-	if ac, err := store.Get(authFileKey(host)); err == nil && (ac.Username != "" || ac.Password != "") {
-		found = true
-		if err := store.Erase(authFileKey(host)); err != nil {
-			return "", fmt.Errorf("removing the credentials for %s: %w", host, err)
+	if hasHelper(cf, authFileKey(host)) {
+		store := cf.GetCredentialsStore(authFileKey(host))
+		if ac, err := store.Get(authFileKey(host)); err == nil && (ac.Username != "" || ac.Password != "") {
+			found = true
+			if err := store.Erase(authFileKey(host)); err != nil {
+				return "", fmt.Errorf("removing the credentials for %s: %w", host, err)
+			}
 		}
 	}
 	if !found {
@@ -312,4 +322,9 @@ func Logout(registry, authFile string) (string, error) {
 		return "", err
 	}
 	return path, nil
+}
+
+// hasHelper reports whether a credential helper keeps key's credentials.
+func hasHelper(cf *configfile.ConfigFile, key string) bool {
+	return cf.CredentialsStore != "" || cf.CredentialHelpers[key] != ""
 }

@@ -3,6 +3,7 @@ package pusher
 import (
 	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"fmt"
 	"io"
@@ -61,6 +62,7 @@ func newStore(t testing.TB) *store.Store {
 type regServer struct {
 	*httptest.Server
 	host  string
+	reg   http.Handler
 	hook  atomic.Pointer[func(w http.ResponseWriter, r *http.Request) bool]
 	blobs atomic.Int64 // blob GETs
 	puts  atomic.Int64 // PATCH uploads
@@ -71,6 +73,7 @@ func newRegistry(t testing.TB) *regServer {
 	t.Helper()
 	rs := &regServer{}
 	reg := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
+	rs.reg = reg
 	rs.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rs.reqs.Add(1)
 		if r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/") {
@@ -170,3 +173,10 @@ var (
 	_ = mutate.Append
 	_ = types.OCILayer
 )
+
+// mutateConfig returns img with another config file.
+func mutateConfig(img v1.Image, cf *v1.ConfigFile) (v1.Image, error) {
+	return mutate.ConfigFile(img, cf)
+}
+
+func newGzipWriter(w io.Writer) io.WriteCloser { return gzip.NewWriter(w) }
