@@ -32,7 +32,7 @@ type initStdio struct {
 // startInit starts nook's init in new namespaces. It is paused until
 // sendConfig; the caller can attach a network to /proc/PID/ns/net and add
 // the process to a cgroup meanwhile.
-func startInit(ic *initConfig, stdio initStdio, scratch string, detachFromParent bool) (*initProcess, error) {
+func startInit(ic *initConfig, stdio initStdio, scratch string, detachFromParent bool, netns *os.File) (*initProcess, error) {
 	exe, err := sealedExe(scratch)
 	if err != nil {
 		return nil, err
@@ -62,7 +62,17 @@ func startInit(ic *initConfig, stdio initStdio, scratch string, detachFromParent
 		extra = append(extra, conChild)
 	}
 	flags := uintptr(unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC)
-	if !ic.HostNetwork {
+	ic.JoinNetNS = false
+	switch {
+	case ic.HostNetwork:
+	case netns != nil:
+		// The init joins the namespace made ahead (fdNetNS).
+		for len(extra) < fdNetNS-3 {
+			extra = append(extra, nil)
+		}
+		extra = append(extra, netns)
+		ic.JoinNetNS = true
+	default:
 		flags |= unix.CLONE_NEWNET
 	}
 	cmd := &exec.Cmd{

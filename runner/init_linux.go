@@ -34,10 +34,16 @@ const (
 	fdConfig  = 3
 	fdStatus  = 4
 	fdConsole = 5
+	fdNetNS   = 6
 )
 
 func init() {
 	reexec.Register(initArg0, initMain)
+	if len(os.Args) > 0 && os.Args[0] == initArg0 {
+		// Package initialisation runs on the main thread: stay there, so
+		// that what this thread joins is what /proc/PID/ns/* shows.
+		runtime.LockOSThread()
+	}
 }
 
 // initError is what the init reports when it cannot start the command.
@@ -79,12 +85,12 @@ func initMain() {
 func closeStrayFDs() {
 	ents, err := os.ReadDir("/proc/self/fd")
 	if err != nil {
-		_ = unix.CloseRange(fdConsole+1, ^uint(0), 0)
+		_ = unix.CloseRange(fdNetNS+1, ^uint(0), 0)
 		return
 	}
 	for _, e := range ents {
 		fd, err := strconv.Atoi(e.Name())
-		if err != nil || fd <= fdConsole {
+		if err != nil || fd <= fdNetNS {
 			continue
 		}
 		if link, err := os.Readlink("/proc/self/fd/" + e.Name()); err == nil && strings.HasPrefix(link, "anon_inode:") {
@@ -124,6 +130,14 @@ func containerInit() error {
 		return errors.New("incomplete container configuration")
 	}
 	unix.Umask(0o022)
+	if ic.JoinNetNS {
+		// This thread (the one that execs) enters the namespace made
+		// ahead; sysfs and lo below are then that namespace's.
+		if err := unix.Setns(fdNetNS, unix.CLONE_NEWNET); err != nil {
+			return fmt.Errorf("joining the container's network namespace: %w", err)
+		}
+		unix.Close(fdNetNS)
+	}
 	if !ic.HostNetwork {
 		if err := loopbackUp(); err != nil {
 			return err

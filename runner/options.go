@@ -138,4 +138,6 @@ type initConfig struct {
 	HostNetwork bool `json:"hostNetwork"`
 	// ConsoleSocket: the init sends the pty master over fd 5.
 	Console bool `json:"console"`
+	// JoinNetNS: the init enters the network namespace at fd 6.
+	JoinNetNS bool `json:"joinNetNS"`
 }

@@ -35,6 +35,8 @@ type Runtime struct {
 	// EnsureImage finds (and, as the pull policy says, pulls) an image;
 	// nil: local images only.
 	EnsureImage func(ctx context.Context, ref string) (*store.Image, error)
+
+	netns *pendingNetNS // made ahead by Create for StartAttached
 }
 
 // ImageNotFoundError says the image is not in the store.
@@ -157,6 +159,9 @@ func (r *Runtime) Create(ctx context.Context, o *Options) (c *Container, err err
 	cg, err := PlanCgroup(DetectCgroupHost(), id, o)
 	if err != nil {
 		return nil, err
+	}
+	if o.Network != "host" && r.netns == nil {
+		r.netns = newNetNSAsync()
 	}
 	st := r.Store.Storage()
 	name := o.Name
@@ -394,9 +399,23 @@ func (r *Runtime) StartAttached(ctx context.Context, c *Container, stdio IO, sig
 		copyOut(stdio.Stderr, er)
 	}
 
-	p, err := startInit(ic, cs, r.ScratchDir, false)
+	var netns *os.File
+	netnsPath := ""
+	if r.netns != nil && !ic.HostNetwork {
+		pending := r.netns
+		r.netns = nil
+		defer pending.close()
+		if netns, err = pending.wait(); err != nil {
+			return codeFailed, err
+		}
+		netnsPath = fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), netns.Fd())
+	}
+	p, err := startInit(ic, cs, r.ScratchDir, false, netns)
 	if err != nil {
 		return codeFailed, err
+	}
+	if netnsPath == "" {
+		netnsPath = fmt.Sprintf("/proc/%d/ns/net", p.Pid)
 	}
 	for _, cl := range closers[1:] {
 		cl.Close() // the child has its copies
@@ -413,7 +432,7 @@ func (r *Runtime) StartAttached(ctx context.Context, c *Container, stdio IO, sig
 		r.stopped(c, codeFailed, err.Error())
 		return codeFailed, err
 	}
-	if err := r.attachNetwork(ctx, c, p.Pid); err != nil {
+	if err := r.attachNetwork(ctx, c, netnsPath); err != nil {
 		return fail(err)
 	}
 	var cg *CgroupPlan
@@ -583,7 +602,7 @@ func (r *Runtime) networkOptions(c *Container) NetworkOptions {
 
 func usesAttacher(o *Options) bool { return o.Network != "none" && o.Network != "host" }
 
-func (r *Runtime) attachNetwork(ctx context.Context, c *Container, pid int) error {
+func (r *Runtime) attachNetwork(ctx context.Context, c *Container, netnsPath string) error {
 	if r.Network == nil || !usesAttacher(&c.Options) {
 		if len(c.Options.Ports) > 0 || c.Options.PublishAll {
 			if !usesAttacher(&c.Options) {
@@ -593,7 +612,7 @@ func (r *Runtime) attachNetwork(ctx context.Context, c *Container, pid int) erro
 		}
 		return nil
 	}
-	res, err := r.Network.Attach(ctx, c.ID, fmt.Sprintf("/proc/%d/ns/net", pid), r.networkOptions(c))
+	res, err := r.Network.Attach(ctx, c.ID, netnsPath, r.networkOptions(c))
 	if err != nil {
 		return fmt.Errorf("connecting the container to its network: %w", err)
 	}
