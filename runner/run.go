@@ -512,6 +512,13 @@ func (r *Runtime) StartAttached(ctx context.Context, c *Container, stdio IO, sig
 	for _, d := range copies {
 		<-d
 	}
+	if o.Remove {
+		// Remove follows: recording the end and unmounting would be
+		// undone at once.
+		r.detachNetwork(c)
+		c.State.Status, c.State.ExitCode, c.State.Pid = StatusExited, code, 0
+		return code, nil
+	}
 	r.stopped(c, code, "")
 	return code, nil
 }
@@ -647,9 +654,7 @@ func (r *Runtime) Remove(ctx context.Context, c *Container, o RemoveOptions) err
 		r.detachNetwork(c)
 	}
 	st := r.Store.Storage()
-	if _, err := st.Unmount(c.ID, true); err != nil && !errors.Is(err, storage.ErrContainerUnknown) && !errors.Is(err, storage.ErrLayerUnknown) {
-		return fmt.Errorf("unmounting container %s: %w", c.Name, err)
-	}
+	// DeleteContainer unmounts the layer first.
 	if err := st.DeleteContainer(c.ID); err != nil && !errors.Is(err, storage.ErrContainerUnknown) {
 		return fmt.Errorf("removing container %s: %w", c.Name, err)
 	}
