@@ -149,7 +149,8 @@ func allCommands() []*cli.Command {
 		logoutCommand(),
 		saveCommand(),
 		loadCommand(),
-		runCommand(), createCommand(), psCommand("ps"), rmCommand("rm"),
+		runCommand(), createCommand(), startCommand(), psCommand("ps"), rmCommand("rm"), containerCommand(), volumeCommand(),
+		networkCommand(),
 	}
 }
 
