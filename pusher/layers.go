@@ -317,6 +317,8 @@ type verifier struct {
 	diffN    int64
 	err      error
 	finished bool
+	// hashAhead: the reading goroutine hashes the diff.
+	hashAhead bool
 }
 
 type hashCounter struct {
@@ -369,7 +371,88 @@ func newVerifier(raw io.Reader, src layerSource, verifyBlob bool) (*verifier, er
 	default:
 		v.dec = v.br
 	}
+	// Decompression and the diff hash run in their own goroutine, ahead
+	// of the store's reader, so that hashing overlaps with unpacking.
+	ar := newAheadReader(v.dec, v.diff)
+	prev := v.closeDec
+	v.dec, v.closeDec = ar, func() { ar.Close(); prev() }
+	v.hashAhead = true
 	return v, nil
+}
+
+// aheadReader reads r in a goroutine, hashing what it reads, and hands the
+// chunks over through a small queue.
+type aheadReader struct {
+	ch   chan []byte
+	free chan []byte
+	done chan struct{}
+	cur  []byte
+	buf  []byte
+	err  error
+	errc chan error
+}
+
+func newAheadReader(r io.Reader, h hash.Hash) *aheadReader {
+	a := &aheadReader{ch: make(chan []byte, 4), free: make(chan []byte, 6), done: make(chan struct{}), errc: make(chan error, 1)}
+	for i := 0; i < 6; i++ {
+		a.free <- make([]byte, 256<<10)
+	}
+	go func() {
+		defer close(a.ch)
+		for {
+			var b []byte
+			select {
+			case b = <-a.free:
+			case <-a.done:
+				return
+			}
+			n, err := io.ReadFull(r, b)
+			if n > 0 {
+				h.Write(b[:n])
+				select {
+				case a.ch <- b[:n]:
+				case <-a.done:
+					return
+				}
+			}
+			if err != nil {
+				if errors.Is(err, io.ErrUnexpectedEOF) {
+					err = io.EOF
+				}
+				a.errc <- err
+				return
+			}
+		}
+	}()
+	return a
+}
+
+func (a *aheadReader) Read(p []byte) (int, error) {
+	for len(a.cur) == 0 {
+		if a.buf != nil {
+			a.free <- a.buf[:cap(a.buf)]
+			a.buf = nil
+		}
+		b, ok := <-a.ch
+		if !ok {
+			if a.err == nil {
+				a.err = <-a.errc
+			}
+			return 0, a.err
+		}
+		a.cur, a.buf = b, b
+	}
+	n := copy(p, a.cur)
+	a.cur = a.cur[n:]
+	return n, nil
+}
+
+func (a *aheadReader) Close() {
+	select {
+	case <-a.done:
+	default:
+		close(a.done)
+	}
 }
 
 func (v *verifier) Read(p []byte) (int, error) {
@@ -381,7 +464,9 @@ func (v *verifier) Read(p []byte) (int, error) {
 	}
 	n, err := v.dec.Read(p)
 	if n > 0 {
-		v.diff.Write(p[:n])
+		if !v.hashAhead {
+			v.diff.Write(p[:n])
+		}
 		v.diffN += int64(n)
 	}
 	if errors.Is(err, io.EOF) {

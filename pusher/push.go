@@ -241,7 +241,21 @@ func (p *pushJob) layer(ctx context.Context, l *storage.Layer, orig v1.Descripto
 	// 2. The blob an earlier push compressed it to.
 	key := cacheKey(format, o.CompressionLevel)
 	lmt := layerMediaType(mt, format)
-	if cached := readCache(p.st, l.ID, key); cached != nil {
+	cached := readCache(p.st, l.ID, key)
+	if cached == nil && l.UncompressedDigest != "" {
+		// The same content stored as another layer (imported or built
+		// twice) was maybe compressed and pushed already.
+		if others, err := p.st.LayersByUncompressedDigest(l.UncompressedDigest); err == nil {
+			for _, o := range others {
+				if o.ID != l.ID {
+					if cached = readCache(p.st, o.ID, key); cached != nil {
+						break
+					}
+				}
+			}
+		}
+	}
+	if cached != nil {
 		ok, how, err := p.present(ctx, cached.Digest, cached.Repos)
 		if err != nil {
 			return v1.Descriptor{}, err
