@@ -112,8 +112,10 @@ func skopeo(t *testing.T, args ...string) string {
 		t.Fatal("skopeo not found: run 'make test-deps' as root (apt-get install skopeo)")
 	}
 	cmd := exec.Command(bin, args...)
-	// skopeo wants a policy; the default one may be missing for a user.
-	cmd.Env = append(os.Environ(), "HOME="+workDir)
+	// A private home, runtime dir and credentials file: skopeo must not
+	// read (or fail to read) the invoking user's.
+	tmp := t.TempDir()
+	cmd.Env = append(os.Environ(), "HOME="+tmp, "XDG_RUNTIME_DIR="+tmp, "REGISTRY_AUTH_FILE="+filepath.Join(tmp, "auth.json"))
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("skopeo %s: %v\n%s", strings.Join(args, " "), err, out)
