@@ -447,3 +447,46 @@ func TestRunConcurrent(t *testing.T) {
 	}
 	e.assertNoContainers()
 }
+
+func TestVolumeAndContainerCommands(t *testing.T) {
+	t.Parallel()
+	e := NewEnv(t)
+	e.Busybox()
+	if out := e.Must("volume", "create", "--label", "k=v", "data"); out != "data\n" {
+		t.Fatalf("volume create: %q", out)
+	}
+	e.Must("run", "--rm", "-v", "data:/d", "busybox", "sh", "-c", "echo hi > /d/f")
+	if out := e.Must("volume", "ls", "-q"); out != "data\n" {
+		t.Fatalf("volume ls: %q", out)
+	}
+	if out := e.Must("volume", "inspect", "--format", "{{.Name}} {{.Driver}} {{index .Labels \"k\"}}", "data"); out != "data local v\n" {
+		t.Fatalf("volume inspect: %q", out)
+	}
+	// A volume in use cannot go; a created container starts with start -a.
+	id := strings.TrimSpace(e.Must("create", "--name", "job", "-v", "data:/d", "busybox", "cat", "/d/f"))
+	if len(id) != 64 {
+		t.Fatalf("create printed %q", id)
+	}
+	e.Fails([]string{"volume data is in use by container job"}, "volume", "rm", "data")
+	if out := e.Must("start", "-a", "job"); out != "hi\n" {
+		t.Fatalf("start -a: %q", out)
+	}
+	if out := e.Must("container", "ls", "-a", "--format", "{{.Names}} {{.State}}"); out != "job exited\n" {
+		t.Fatalf("container ls: %q", out)
+	}
+	if out := e.Must("container", "prune", "-f"); !strings.Contains(out, id) {
+		t.Fatalf("container prune: %q", out)
+	}
+	e.Must("volume", "rm", "data")
+	e.Fails([]string{"no such volume: data"}, "volume", "inspect", "data")
+	// Anonymous volumes go with --rm; volume prune removes unused ones.
+	e.Must("run", "-v", "/anon", "--name", "keep", "busybox", "true")
+	if out := e.Must("volume", "ls", "-q"); len(strings.TrimSpace(out)) != 64 {
+		t.Fatalf("anonymous volume: %q", out)
+	}
+	e.Must("rm", "-v", "keep")
+	if out := e.Must("volume", "ls", "-q"); out != "" {
+		t.Fatalf("rm -v left %q", out)
+	}
+	e.assertNoContainers()
+}
