@@ -96,6 +96,9 @@ func runOptions(c *cli.Context) (*runner.Options, error) {
 			return nil, usageError(c, "invalid -p %q: %v", p, err)
 		}
 	}
+	if _, err := publishSpecs(o.Ports, false, nil); err != nil {
+		return nil, usageError(c, "%v", err)
+	}
 	if v := c.String("memory"); v != "" {
 		n, err := units.RAMInBytes(v)
 		if err != nil {
@@ -226,6 +229,11 @@ func parseSignal(s string) (unix.Signal, error) {
 // newRuntime joins the namespace, opens the store and makes a runtime.
 func newRuntime(c *cli.Context, s *store.Store, pull string) (*runner.Runtime, error) {
 	rt := &runner.Runtime{Store: s, Rootless: userns.Rootless(), ScratchDir: userns.RuntimeDir()}
+	na, err := networkAttacher(c)
+	if err != nil {
+		return nil, Exit(ExitError, fmt.Sprintf("opening the container networks: %v", err))
+	}
+	rt.Network = na
 	if pull != "" {
 		policy, err := pusher.ParsePolicy(pull)
 		if err != nil {

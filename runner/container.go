@@ -41,7 +41,8 @@ type Container struct {
 	Volumes    []MountRequest    `json:"volumes,omitempty"`
 	Labels     map[string]string `json:"labels,omitempty"`
 	StopSignal string            `json:"stopSignal,omitempty"`
-	Dir        string            `json:"-"` // where the records live
+	Exposed    []string          `json:"exposed,omitempty"` // the image's EXPOSE ports, for -P
+	Dir        string            `json:"-"`                 // where the records live
 
 	State State `json:"-"`
 }

@@ -228,6 +228,7 @@ func (r *Runtime) Create(ctx context.Context, o *Options) (c *Container, err err
 	c = &Container{
 		ID: id, Name: name, Created: time.Now().UTC(), Image: o.Image, ImageID: img.ID, Rootfs: rootfs,
 		Options: *o, Args: spec.Process.Args, Anonymous: anon, Volumes: reqs, Labels: mergeLabels(imgCfg.Labels, o.Labels),
+		Exposed:    exposedPorts(imgCfg),
 		StopSignal: stopSignal(imgCfg, o), Dir: dir,
 	}
 	c.Options.Name = name
@@ -242,6 +243,15 @@ func (r *Runtime) Create(ctx context.Context, o *Options) (c *Container, err err
 		return nil, err
 	}
 	return c, nil
+}
+
+func exposedPorts(img v1.Config) []string {
+	var out []string
+	for p := range img.ExposedPorts {
+		out = append(out, p)
+	}
+	sort.Strings(out)
+	return out
 }
 
 func mergeLabels(a, b map[string]string) map[string]string {
@@ -601,7 +611,7 @@ func (r *Runtime) networkOptions(c *Container) NetworkOptions {
 	hn, _ := os.ReadFile(filepath.Join(c.Dir, "hostname"))
 	return NetworkOptions{
 		Network: o.Network, Name: c.Name, Hostname: strings.TrimSpace(string(hn)), Ports: o.Ports,
-		PublishAll: o.PublishAll, AddHosts: o.AddHosts, DNS: o.DNS,
+		PublishAll: o.PublishAll, AddHosts: o.AddHosts, DNS: o.DNS, Exposed: c.Exposed,
 		HostsPath: filepath.Join(c.Dir, "hosts"), ResolvConfPath: filepath.Join(c.Dir, "resolv.conf"),
 		HostnamePath: filepath.Join(c.Dir, "hostname"),
 	}
