@@ -17,10 +17,12 @@ if [ "$(id -u)" -eq 0 ] && [ -z "${NOOK_DEMO_AS_ROOT:-}" ]; then
 		mv -f "$bindir/.$(basename "$f").new" "$bindir/$(basename "$f")"
 	done
 	home=$(getent passwd "$TEST_USER" | cut -d: -f6)
+	uid=$(id -u "$TEST_USER")
+	install -d -m 0700 -o "$TEST_USER" -g "$(id -g "$TEST_USER")" "/run/user/$uid"
 	echo "# running the demo as the unprivileged user $TEST_USER (nook needs no root)"
 	cd /tmp
 	exec runuser -u "$TEST_USER" -- env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-		HOME="$home" USER="$TEST_USER" LOGNAME="$TEST_USER" LANG=C.UTF-8 TERM="${TERM:-dumb}" \
+		HOME="$home" USER="$TEST_USER" LOGNAME="$TEST_USER" LANG=C.UTF-8 TERM="${TERM:-dumb}" XDG_RUNTIME_DIR="/run/user/$uid" \
 		NOOK="$bindir/nook" BUSYBOX_ROOTFS="$bindir/busybox-rootfs.sh" bash "$bindir/demo.sh"
 fi
 

@@ -41,11 +41,16 @@ flags=(-test.v -test.timeout "$E2E_TIMEOUT" -test.parallel "$E2E_PARALLEL" -test
 as_user() {
 	local u=$1
 	shift
-	local home
+	local home uid
 	home=$(getent passwd "$u" | cut -d: -f6)
+	uid=$(id -u "$u")
+	# What a login session has: a private runtime dir (systemd-logind
+	# makes it; here we do). Tools like skopeo keep auth files there.
+	install -d -m 0700 -o "$u" -g "$(id -g "$u")" "/run/user/$uid"
 	(cd /tmp && runuser -u "$u" -- env -i \
 		PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-		HOME="$home" USER="$u" LOGNAME="$u" LANG=C.UTF-8 TMPDIR=/tmp CI="${CI:-}" "$@")
+		HOME="$home" USER="$u" LOGNAME="$u" LANG=C.UTF-8 TMPDIR=/tmp CI="${CI:-}" \
+		XDG_RUNTIME_DIR="/run/user/$uid" "$@")
 }
 
 if [ "$(id -u)" -eq 0 ]; then
