@@ -2,10 +2,13 @@ package commands
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -79,14 +82,14 @@ func systemReset(c *cli.Context) error {
 		_, _ = s.Storage().Shutdown(true)
 	}
 	for _, dir := range []string{o.Root, o.RunRoot} {
-		if err := os.RemoveAll(dir); err != nil {
+		if err := removeAllRetry(dir); err != nil {
 			return fmt.Errorf("removing %s: %w", dir, err)
 		}
 	}
 	if c.String("root") == "" {
 		// The default store lives inside the data dir; remove nook's other
 		// per-user state there too (volumes, containers, cache).
-		if err := os.RemoveAll(userns.DataDir()); err != nil {
+		if err := removeAllRetry(userns.DataDir()); err != nil {
 			return fmt.Errorf("removing %s: %w", userns.DataDir(), err)
 		}
 	}
@@ -97,6 +100,21 @@ func systemReset(c *cli.Context) error {
 		_ = os.RemoveAll(filepath.Join(userns.RuntimeDir(), "bin"))
 	}
 	return nil
+}
+
+// removeAllRetry is os.RemoveAll, tried again when a directory filled up
+// while it was being emptied: another invocation that opens the store at
+// that moment writes into it (the overlay driver's feature check makes a
+// scratch directory in the store at every open).
+func removeAllRetry(dir string) error {
+	var err error
+	for i := 0; i < 20; i++ {
+		if err = os.RemoveAll(dir); err == nil || !errors.Is(err, syscall.ENOTEMPTY) {
+			return err
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return err
 }
 
 // DFRow is one line of 'nook system df'.
