@@ -167,7 +167,7 @@ func (p *progress) drawLocked() {
 		sb.WriteString(b.status)
 		if (b.status == "Downloading" || b.status == "Uploading" || b.status == "Compressing") && b.total > 0 {
 			fmt.Fprintf(&sb, " %s/%s", units.HumanSizeWithPrecision(float64(b.cur), 3), units.HumanSizeWithPrecision(float64(b.total), 3))
-		} else if b.status == "Downloading" || b.status == "Uploading" {
+		} else if b.status == "Downloading" || b.status == "Uploading" || b.status == "Pushing" {
 			fmt.Fprintf(&sb, " %s", units.HumanSizeWithPrecision(float64(b.cur), 3))
 		}
 		sb.WriteString("\n")

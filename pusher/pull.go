@@ -243,6 +243,7 @@ func (c *client) pullFrom(ctx context.Context, s *store.Store, named reference.N
 			return nil, fmt.Errorf("recording the index of %s: %w", ep.ref, err)
 		}
 	}
+	prog.done()
 	prog.printf("Digest: %s", r.digest())
 	img, err = s.Lookup(img.ID)
 	if err != nil {

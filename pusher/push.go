@@ -171,6 +171,7 @@ func (p *pushJob) run(ctx context.Context) (*PushResult, error) {
 	if t, ok := dest.(name.Tag); ok {
 		tag = t.TagStr()
 	}
+	p.prog.done()
 	p.prog.printf("%s: digest: %s size: %d", tag, d, len(raw))
 	// Remembered so that 'pull NAME@DIGEST' and 'images --digests' know it.
 	if err := p.st.SetImageBigData(p.img.ID, "manifest-"+d.String(), raw, manifestDigester); err != nil {
