@@ -11,6 +11,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 	"go.podman.io/storage"
+	"go.podman.io/storage/pkg/archive"
 )
 
 // Layer is a stored layer as image records need it.
@@ -165,7 +166,8 @@ func (s *Store) LayerDiff(id string) (io.ReadCloser, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading layer %s: %w", ShortID(id), err)
 	}
-	unc := false
-	_ = unc
-	return s.s.Diff(l.Parent, id, &storage.DiffOptions{Compression: nil})
+	// Without an explicit compression, storage returns the diff as it was
+	// stored (gzip for a layer put from a .tar.gz).
+	unc := archive.Uncompressed
+	return s.s.Diff(l.Parent, id, &storage.DiffOptions{Compression: &unc})
 }
