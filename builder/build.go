@@ -158,7 +158,11 @@ func Build(ctx context.Context, s *store.Store, o Options) (res *Result, err err
 		if runner == nil {
 			runner = DefaultRunner()
 		}
-		b.exec = &storeExecutor{s: s, runner: runner}
+		tmp := filepath.Join(o.StateDir, "tmp")
+		if err := os.MkdirAll(tmp, 0o700); err != nil {
+			return nil, err
+		}
+		b.exec = &storeExecutor{s: s, runner: runner, tmp: tmp}
 	}
 	b.plan, err = MakePlan(df, PlanOptions{
 		BuildArgs: o.BuildArgs, Target: o.Target, Labels: o.Labels, Network: o.Network,

@@ -124,6 +124,7 @@ func (e *ExitError) Error() string {
 type storeExecutor struct {
 	s      *store.Store
 	runner ProcessRunner
+	tmp    string // spool directory on the store's filesystem
 }
 
 func (x *storeExecutor) mount(id string) (string, func(), error) {
@@ -243,12 +244,33 @@ func (x *storeExecutor) Run(ctx context.Context, op *RunOp) (_ *Layer, err error
 	if _, err := st.Unmount(rw.ID, false); err != nil {
 		return nil, fmt.Errorf("unmounting the build layer: %w", err)
 	}
+	// The diff reader holds the layer store's lock, which storing a layer
+	// needs: spool the (normalized) diff to a file first.
+	spool, err := os.CreateTemp(x.tmp, "diff-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.Remove(spool.Name())
+	defer spool.Close()
 	diff, err := st.Diff(op.Parent, rw.ID, nil)
 	if err != nil {
 		return nil, fmt.Errorf("reading the changes of the step: %w", err)
 	}
-	defer diff.Close()
-	return x.putTar(op.Parent, func(w io.Writer) error { return normalizeTar(diff, w, op.Epoch) })
+	err = normalizeTar(diff, spool, op.Epoch)
+	if cerr := diff.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, err
+	}
+	if _, err := spool.Seek(0, io.SeekStart); err != nil {
+		return nil, err
+	}
+	l, err := x.s.PutLayer(op.Parent, spool)
+	if err != nil {
+		return nil, err
+	}
+	return &Layer{ID: l.ID, DiffID: l.DiffID, Size: l.Size}, nil
 }
 
 // normalizeTar rewrites a layer diff so that equal trees give equal bytes:

@@ -1052,8 +1052,10 @@ func (p *planner) planRun(i int, st *stageState, c *instructions.RunCommand, lin
 	if r.Network == "" {
 		r.Network = "default"
 	}
-	if n := instructions.GetNetwork(c); n != "" {
-		r.Network = string(n)
+	for _, f := range c.FlagsUsed {
+		if f == "network" {
+			r.Network = string(instructions.GetNetwork(c))
+		}
 	}
 	if sec := instructions.GetSecurity(c); sec != "" && sec != "sandbox" {
 		return nil, fmt.Errorf("RUN --security=%s is not supported: rootless builds run sandboxed", sec)
