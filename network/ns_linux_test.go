@@ -909,5 +909,74 @@ func newEnvB(b *testing.B) *testEnv {
 	if err != nil {
 		b.Fatal(err)
 	}
-	return &testEnv{m: m, outer: outer}
+	if err := inNSPathErr(outer, loopbackUpHere); err != nil {
+		b.Fatal(err)
+	}
+	return &testEnv{m: m, outer: outer, hostNS: outer}
+}
+
+// BenchmarkPublishedThroughput serves a 100 MiB file with busybox httpd in
+// a container namespace and fetches it through a published port from the
+// host's 127.0.0.1 (the figure `make bench` compares with podman's -p).
+func BenchmarkPublishedThroughput(b *testing.B) {
+	e := newEnvB(b)
+	ctx := context.Background()
+	n, err := e.m.Create(CreateOptions{Name: randName("tput-")})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer e.m.Remove(ctx, n.Name)
+	www := b.TempDir()
+	const size = 100 << 20
+	f, err := os.Create(filepath.Join(www, "big"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := f.Truncate(size); err != nil {
+		b.Fatal(err)
+	}
+	f.Close()
+	os.Chmod(www, 0o755)
+	bb, err := exec.LookPath("busybox")
+	if err != nil {
+		b.Fatal("busybox not found: install busybox-static")
+	}
+	cmd := exec.Command(bb, "httpd", "-f", "-p", "8080", "-h", www)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	id := randID()
+	res, err := e.m.Attach(ctx, AttachOptions{ContainerID: id, NetNSPath: fmt.Sprintf("/proc/%d/ns/net", cmd.Process.Pid),
+		Networks: []string{n.Name}, Ports: []PortMapping{{HostIP: "127.0.0.1", ContainerPort: 8080, Protocol: "tcp"}}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer e.m.Detach(ctx, id)
+	url := fmt.Sprintf("http://127.0.0.1:%d/big", res.Ports[0].HostPort)
+	get := func() (int64, error) {
+		var c net.Conn
+		err := inNSPathErr(e.hostNS, func() (err error) { c, err = net.Dial("tcp", strings.TrimPrefix(url[:strings.LastIndex(url, "/")], "http://")); return })
+		if err != nil {
+			return 0, err
+		}
+		defer c.Close()
+		fmt.Fprintf(c, "GET /big HTTP/1.0\r\nHost: x\r\n\r\n")
+		return io.Copy(io.Discard, c)
+	}
+	for i := 0; i < 50; i++ { // wait for httpd
+		if _, err = get(); err == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	b.SetBytes(size)
+	b.ResetTimer()
+	for b.Loop() {
+		got, err := get()
+		if err != nil || got < size {
+			b.Fatalf("got %d bytes: %v", got, err)
+		}
+	}
 }
