@@ -18,9 +18,12 @@ command -v nsenter >/dev/null 2>&1 || fail "nsenter (package util-linux)" "sudo 
 command -v ip >/dev/null 2>&1 || fail "ip (package iproute2)" "sudo apt-get install iproute2"
 [ -x /bin/busybox ] && /bin/busybox --list >/dev/null 2>&1 || fail "a static busybox at /bin/busybox (the test images are made from it)" "sudo apt-get install busybox-static"
 if [ "$(id -u)" -ne 0 ]; then
+	# The first range that no line of either file uses, as useradd picks.
+	start=$(cat /etc/subuid /etc/subgid 2>/dev/null |
+		awk -F: 'BEGIN{m=100000} NF==3 {e=$2+$3; if (e>m) m=e} END{print m}')
 	grep -q "^$me:" /etc/subuid 2>/dev/null && grep -q "^$me:" /etc/subgid 2>/dev/null ||
 		fail "a subordinate id range for $me in /etc/subuid and /etc/subgid (see docs/rootless.md)" \
-			"sudo usermod --add-subuids 100000-165535 --add-subgids 100000-165535 $me   (pick a range no other line of /etc/subuid uses)"
+			"sudo usermod --add-subuids $start-$((start + 65535)) --add-subgids $start-$((start + 65535)) $me"
 	[ -r /dev/net/tun ] && [ -w /dev/net/tun ] || fail "read-write access to /dev/net/tun (slirp4netns creates a tap device)" "sudo chmod 666 /dev/net/tun"
 fi
 exit 0
