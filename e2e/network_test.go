@@ -40,8 +40,10 @@ func TestNetworkCommands(t *testing.T) {
 
 	var docs []struct {
 		Name, Id, Driver string
-		IPAM             struct{ Config []struct{ Subnet, Gateway string } }
-		Labels           map[string]string
+		IPAM             struct {
+			Config []struct{ Subnet, Gateway string }
+		}
+		Labels map[string]string
 	}
 	if err := json.Unmarshal([]byte(e.Must("network", "inspect", name, id[:10])), &docs); err != nil {
 		t.Fatal(err)
