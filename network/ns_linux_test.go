@@ -562,53 +562,7 @@ func TestOutbound(t *testing.T) {
 	n := e.network(t, "out-")
 	c := spawnNS(t)
 	id := randID()
-	target := ""
-	var seen string
-	if e.rootless {
-		// slirp4netns connects from the host's namespace: a listener on
-		// the host's own (non-loopback) address is reachable.
-		hostIP := firstHostIPv4()
-		if hostIP == "" {
-			t.Fatal("no non-loopback IPv4 address on this host to test outbound connections against")
-		}
-		ln := serveTCP(t, "", net.JoinHostPort(hostIP, "0"), "hello-from-host")
-		target = ln.Addr().String()
-	} else {
-		// An "upstream" namespace behind the outer one plays the
-		// internet: the container's connection must arrive from the
-		// outer namespace's address (masqueraded).
-		up := spawnNS(t)
-		inNSPath(t, e.outer, func() error {
-			upNS, err := netns.GetFromPath(up)
-			if err != nil {
-				return err
-			}
-			defer upNS.Close()
-			v := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "upl", Flags: net.FlagUp}, PeerName: "eth0", PeerNamespace: netlink.NsFd(int(upNS))}
-			if err := netlink.LinkAdd(v); err != nil {
-				return err
-			}
-			a, _ := netlink.ParseAddr("192.168.250.1/30")
-			if err := netlink.AddrAdd(v, a); err != nil {
-				return err
-			}
-			return netlink.RouteAdd(&netlink.Route{LinkIndex: v.Attrs().Index, Gw: net.ParseIP("192.168.250.2")})
-		})
-		inNSPath(t, up, func() error {
-			l, err := netlink.LinkByName("eth0")
-			if err != nil {
-				return err
-			}
-			a, _ := netlink.ParseAddr("192.168.250.2/30")
-			if err := netlink.AddrAdd(l, a); err != nil {
-				return err
-			}
-			return netlink.LinkSetUp(l)
-		})
-		serveTCP(t, up, "192.168.250.2:7001", "hello-from-upstream")
-		target = "192.168.250.2:7001"
-		seen = "192.168.250.1:"
-	}
+	target, seen := e.outside(t)
 	if _, err := e.m.Attach(ctx, AttachOptions{ContainerID: id, NetNSPath: c, Networks: []string{n.Name}}); err != nil {
 		t.Fatal(err)
 	}
@@ -641,6 +595,53 @@ func TestOutbound(t *testing.T) {
 		t.Fatalf("DNS through %s: %v", SlirpDNS, err)
 	}
 	t.Logf("deb.debian.org -> %v", addrs)
+}
+
+// outside starts a listener beyond the outer namespace and returns its
+// address and the source address a masqueraded connection arrives from.
+// Rootless, slirp4netns connects from the host's namespace, so a listener
+// on the host's own (non-loopback) address is outside. As root, an
+// "upstream" namespace behind the private outer one plays the internet.
+func (e *testEnv) outside(t *testing.T) (target, seen string) {
+	t.Helper()
+	if e.rootless {
+		hostIP := firstHostIPv4()
+		if hostIP == "" {
+			t.Fatal("no non-loopback IPv4 address on this host to test outbound connections against")
+		}
+		ln := serveTCP(t, "", net.JoinHostPort(hostIP, "0"), "hello-from-host")
+		return ln.Addr().String(), ""
+	}
+	up := spawnNS(t)
+	inNSPath(t, e.outer, func() error {
+		upNS, err := netns.GetFromPath(up)
+		if err != nil {
+			return err
+		}
+		defer upNS.Close()
+		v := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "upl", Flags: net.FlagUp}, PeerName: "eth0", PeerNamespace: netlink.NsFd(int(upNS))}
+		if err := netlink.LinkAdd(v); err != nil {
+			return err
+		}
+		a, _ := netlink.ParseAddr("192.168.250.1/30")
+		if err := netlink.AddrAdd(v, a); err != nil {
+			return err
+		}
+		return netlink.RouteAdd(&netlink.Route{LinkIndex: v.Attrs().Index, Gw: net.ParseIP("192.168.250.2")})
+	})
+	inNSPath(t, up, func() error {
+		l, err := netlink.LinkByName("eth0")
+		if err != nil {
+			return err
+		}
+		a, _ := netlink.ParseAddr("192.168.250.2/30")
+		if err := netlink.AddrAdd(l, a); err != nil {
+			return err
+		}
+		return netlink.LinkSetUp(l)
+	})
+	serveTCP(t, up, "192.168.250.2:7001", "hello-from-upstream")
+	return "192.168.250.2:7001", "192.168.250.1:"
 }
 
 func TestStaleLeasesAndReconcile(t *testing.T) {
@@ -957,7 +958,10 @@ func BenchmarkPublishedThroughput(b *testing.B) {
 	url := fmt.Sprintf("http://127.0.0.1:%d/big", res.Ports[0].HostPort)
 	get := func() (int64, error) {
 		var c net.Conn
-		err := inNSPathErr(e.hostNS, func() (err error) { c, err = net.Dial("tcp", strings.TrimPrefix(url[:strings.LastIndex(url, "/")], "http://")); return })
+		err := inNSPathErr(e.hostNS, func() (err error) {
+			c, err = net.Dial("tcp", strings.TrimPrefix(url[:strings.LastIndex(url, "/")], "http://"))
+			return
+		})
 		if err != nil {
 			return 0, err
 		}
@@ -978,5 +982,85 @@ func BenchmarkPublishedThroughput(b *testing.B) {
 		if err != nil || got < size {
 			b.Fatalf("got %d bytes: %v", got, err)
 		}
+	}
+}
+
+func TestPublishUDP(t *testing.T) {
+	e := newEnv(t)
+	ctx := t.Context()
+	n := e.network(t, "udp-")
+	c := spawnNS(t)
+	var pc net.PacketConn
+	inNSPath(t, c, func() (err error) { pc, err = net.ListenPacket("udp", ":5353"); return })
+	defer pc.Close()
+	go func() {
+		buf := make([]byte, 1500)
+		for {
+			k, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			pc.WriteTo(append([]byte("echo "), buf[:k]...), from)
+		}
+	}()
+	ports, _ := ParsePublish([]string{"127.0.0.1::5353/udp"})
+	id := randID()
+	res, err := e.m.Attach(ctx, AttachOptions{ContainerID: id, NetNSPath: c, Networks: []string{n.Name}, Ports: ports})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.m.Detach(ctx, id)
+	var got string
+	inNSPath(t, e.hostNS, func() error {
+		conn, err := net.Dial("udp", fmt.Sprintf("127.0.0.1:%d", res.Ports[0].HostPort))
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		buf := make([]byte, 100)
+		for i := 0; i < 20 && got == ""; i++ { // UDP: the first datagram may race the forwarder
+			conn.Write([]byte("ping"))
+			conn.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+			if k, err := conn.Read(buf); err == nil {
+				got = string(buf[:k])
+			}
+		}
+		return nil
+	})
+	if got != "echo ping" {
+		t.Fatalf("UDP through %s: got %q", res.Ports[0], got)
+	}
+}
+
+// An --internal network reaches its peers but nothing outside.
+func TestInternalNetwork(t *testing.T) {
+	e := newEnv(t)
+	ctx := t.Context()
+	n, err := e.m.Create(CreateOptions{Name: randName("int-"), Internal: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.m.Remove(ctx, n.Name)
+	a, b := spawnNS(t), spawnNS(t)
+	ida, idb := randID(), randID()
+	if _, err := e.m.Attach(ctx, AttachOptions{ContainerID: ida, NetNSPath: a, Networks: []string{n.Name}}); err != nil {
+		t.Fatal(err)
+	}
+	defer e.m.Detach(ctx, ida)
+	rb, err := e.m.Attach(ctx, AttachOptions{ContainerID: idb, NetNSPath: b, Networks: []string{n.Name}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.m.Detach(ctx, idb)
+	serveTCP(t, b, ":7002", "peer")
+	if line, err := dialLine(a, net.JoinHostPort(rb.IP(), "7002")); err != nil || !strings.HasPrefix(line, "peer ") {
+		t.Fatalf("peer on an internal network: %q %v", line, err)
+	}
+	target, _ := e.outside(t)
+	var c net.Conn
+	err = inNSPathErr(a, func() (err error) { c, err = net.DialTimeout("tcp", target, time.Second); return })
+	if err == nil {
+		c.Close()
+		t.Fatalf("a container on an internal network reached %s", target)
 	}
 }
