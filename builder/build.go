@@ -162,7 +162,9 @@ func Build(ctx context.Context, s *store.Store, o Options) (res *Result, err err
 		if err := os.MkdirAll(tmp, 0o700); err != nil {
 			return nil, err
 		}
-		b.exec = &storeExecutor{s: s, runner: runner, tmp: tmp}
+		ls := &leases{dir: filepath.Join(o.StateDir, "leases")}
+		ls.sweep(s.Storage())
+		b.exec = &storeExecutor{s: s, runner: runner, tmp: tmp, leases: ls}
 	}
 	b.plan, err = MakePlan(df, PlanOptions{
 		BuildArgs: o.BuildArgs, Target: o.Target, Labels: o.Labels, Network: o.Network,

@@ -125,17 +125,26 @@ type storeExecutor struct {
 	s      *store.Store
 	runner ProcessRunner
 	tmp    string // spool directory on the store's filesystem
+	leases *leases
 }
 
 func (x *storeExecutor) mount(id string) (string, func(), error) {
 	if id == "" {
 		return "", func() {}, nil
 	}
+	le, err := x.leases.acquire("mount", id)
+	if err != nil {
+		return "", nil, fmt.Errorf("recording a mount: %w", err)
+	}
 	p, err := x.s.Storage().Mount(id, "")
 	if err != nil {
+		le.release()
 		return "", nil, fmt.Errorf("mounting layer %s: %w", store.ShortID(id), err)
 	}
-	return p, func() { _, _ = x.s.Storage().Unmount(id, false) }, nil
+	return p, func() {
+		_, _ = x.s.Storage().Unmount(id, false)
+		le.release()
+	}, nil
 }
 
 // putTar stores a layer from a tar produced by write.
@@ -212,7 +221,13 @@ func (x *storeExecutor) Run(ctx context.Context, op *RunOp) (_ *Layer, err error
 		return nil, errors.New("RUN needs a process runner, and none is available")
 	}
 	st := x.s.Storage()
-	rw, err := st.CreateLayer("", op.Parent, nil, "", true, nil)
+	rwID := newID()
+	le, err := x.leases.acquire("rw", rwID)
+	if err != nil {
+		return nil, fmt.Errorf("recording the build layer: %w", err)
+	}
+	defer le.release()
+	rw, err := st.CreateLayer(rwID, op.Parent, nil, "", true, nil)
 	if err != nil {
 		return nil, fmt.Errorf("creating the build layer: %w", err)
 	}

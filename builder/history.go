@@ -74,6 +74,7 @@ type PruneReport struct {
 // image or container uses. Images are not touched.
 func Prune(s *store.Store) (*PruneReport, error) {
 	dir := StateDir(s)
+	(&leases{dir: filepath.Join(dir, "leases")}).sweep(s.Storage())
 	idx := newCacheIndex(dir)
 	entries, err := idx.entries()
 	if err != nil {

@@ -557,3 +557,54 @@ func TestBuildLargeDockerfiles(t *testing.T) {
 		t.Errorf("a failure must name the Dockerfile: %s", r.Stderr)
 	}
 }
+
+func TestBuildKill9AndConcurrentBuilds(t *testing.T) {
+	t.Parallel()
+	e := NewEnv(t)
+	e.Busybox()
+	dir := e.context(t, "ctx", map[string]string{
+		"Dockerfile": "FROM busybox\nCOPY a /a\nRUN sleep 2 && echo done > /d\nCOPY b /b\n",
+		"a":          "a", "b": "b",
+	})
+	cmd := exec.Command(nookBin, "build", "-t", "k:1", dir)
+	cmd.Env = e.env
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	cmd.Process.Kill()
+	cmd.Wait()
+	if r := e.Run("image", "inspect", "k:1"); r.Code == 0 {
+		t.Fatalf("a killed build tagged its image:\n%s", stderr.String())
+	}
+	r := e.Run("build", "-t", "k:1", dir)
+	if r.Code != 0 {
+		t.Fatalf("the build after kill -9 failed: %s", r.Stderr)
+	}
+	if !strings.Contains(r.Stderr, "RUN sleep 2") {
+		t.Fatalf("no RUN step in:\n%s", r.Stderr)
+	}
+	// Four builds of one context at once: all succeed.
+	writeFiles(t, dir, map[string]string{"Dockerfile": "FROM busybox\nCOPY a /a\nRUN echo x > /x\nCOPY b /b\n"})
+	errs := make(chan string, 4)
+	for i := 0; i < 4; i++ {
+		go func(i int) {
+			r := e.Run("build", "-q", "-t", fmt.Sprintf("c:%d", i), dir)
+			if r.Code != 0 {
+				errs <- r.Stderr
+				return
+			}
+			errs <- ""
+		}(i)
+	}
+	for i := 0; i < 4; i++ {
+		if msg := <-errs; msg != "" {
+			t.Errorf("a concurrent build failed: %s", msg)
+		}
+	}
+	for i := 0; i < 4; i++ {
+		e.Must("image", "inspect", fmt.Sprintf("c:%d", i))
+	}
+}
