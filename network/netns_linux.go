@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -84,16 +85,19 @@ func onNSThread(ns netns.NsHandle, fn func() error) error {
 		nsThread.reqs = make(chan nsRequest)
 		go func() {
 			runtime.LockOSThread() // never unlocked: see above
+			home, _ := netns.Get()
 			for r := range nsThread.reqs {
-				if !r.ns.IsOpen() {
-					r.done <- r.fn()
-					continue
+				var err error
+				if r.ns.IsOpen() {
+					err = unix.Setns(int(r.ns), unix.CLONE_NEWNET)
 				}
-				if err := unix.Setns(int(r.ns), unix.CLONE_NEWNET); err != nil {
-					r.done <- fmt.Errorf("entering a network namespace: %w", err)
-					continue
+				if err != nil {
+					err = fmt.Errorf("entering a network namespace: %w", err)
+				} else {
+					err = r.fn()
 				}
-				r.done <- r.fn()
+				r.done <- err
+				home = park(home)
 			}
 		}()
 	})
@@ -101,6 +105,42 @@ func onNSThread(ns netns.NsHandle, fn func() error) error {
 	nsThread.reqs <- nsRequest{ns: ns, fn: fn, done: done}
 	return <-done
 }
+
+// park moves the namespace thread out of the namespace it last entered,
+// so that it does not keep a container's namespace (and its veth pair)
+// alive: back home, or, when that is refused (rootless, home is the
+// host's), into an empty namespace of its own, which becomes home.
+func park(home netns.NsHandle) netns.NsHandle {
+	if home.IsOpen() && unix.Setns(int(home), unix.CLONE_NEWNET) == nil {
+		return home
+	}
+	if p := parkPath.Load(); p != nil {
+		if h, err := netns.GetFromPath(*p); err == nil {
+			if unix.Setns(int(h), unix.CLONE_NEWNET) == nil {
+				if home.IsOpen() {
+					home.Close()
+				}
+				return h
+			}
+			h.Close()
+		}
+	}
+	if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+		return home // stays where it is; the next request moves it anyway
+	}
+	if home.IsOpen() {
+		home.Close()
+	}
+	h, err := netns.Get()
+	if err != nil {
+		return netns.None()
+	}
+	return h
+}
+
+// parkPath is a namespace the thread may rest in when it cannot go home:
+// the holder's, which outlives every container (set by New, rootless).
+var parkPath atomic.Pointer[string]
 
 var nsThread struct {
 	once sync.Once

@@ -160,6 +160,10 @@ func New(opts Options) (*Manager, error) {
 	if m.outer == "" && m.rootless {
 		m.outer = userns.NetNSPath()
 	}
+	if m.rootless && m.outer != "" {
+		outer := m.outer
+		parkPath.CompareAndSwap(nil, &outer)
+	}
 	if m.portAPI == "" && m.rootless {
 		m.portAPI = filepath.Join(userns.HolderDir(), "api.sock")
 	}

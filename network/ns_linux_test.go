@@ -229,6 +229,12 @@ func links(t *testing.T, ns string) []string {
 	return names
 }
 
+// hasLinkRaw looks from another process, not through the namespace
+// thread (which, parked, must not pin anything either).
+func hasLinkRaw(ns, name string) bool {
+	return exec.Command("nsenter", "--net="+ns, "ip", "link", "show", name).Run() == nil
+}
+
 func hasLink(t *testing.T, ns, name string) bool {
 	for _, l := range links(t, ns) {
 		if l == name {
@@ -644,6 +650,33 @@ func (e *testEnv) outside(t *testing.T) (target, seen string) {
 	return "192.168.250.2:7001", "192.168.250.1:"
 }
 
+// waitNoLink waits for the kernel to remove the pair of a dead namespace;
+// it never does if something of nook's keeps that namespace alive.
+func waitNoLink(t *testing.T, ns, veth string) {
+	t.Helper()
+	for i := 0; hasLinkRaw(ns, veth); i++ {
+		if i == 200 {
+			t.Fatalf("%s still there: something pins the dead container's namespace", veth)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// After Attach, nothing of nook's (the namespace thread above all) holds
+// the container's namespace: when the container dies, its pair goes.
+func TestNothingPinsTheNamespace(t *testing.T) {
+	e := newEnv(t)
+	n := e.network(t, "pin-")
+	c := spawnNS(t)
+	id := randID()
+	if _, err := e.m.Attach(t.Context(), AttachOptions{ContainerID: id, NetNSPath: c, Networks: []string{n.Name}}); err != nil {
+		t.Fatal(err)
+	}
+	defer e.m.Detach(t.Context(), id)
+	killNS(t, c)
+	waitNoLink(t, e.outer, vethName(id, n.ID))
+}
+
 func TestStaleLeasesAndReconcile(t *testing.T) {
 	e := newEnv(t)
 	ctx := t.Context()
@@ -661,6 +694,7 @@ func TestStaleLeasesAndReconcile(t *testing.T) {
 	if l := e.leases(t, n.Name); l[id] == nil {
 		t.Fatal("lease vanished by itself")
 	}
+	waitNoLink(t, e.outer, vethName(id, n.ID))
 	// The next attach to the network frees them.
 	c2 := spawnNS(t)
 	id2 := randID()
