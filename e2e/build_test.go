@@ -608,3 +608,89 @@ func TestBuildKill9AndConcurrentBuilds(t *testing.T) {
 		e.Must("image", "inspect", fmt.Sprintf("c:%d", i))
 	}
 }
+
+// debianTar is a Debian root filesystem made with debootstrap, cached
+// between runs (made here when running as root and missing).
+func debianTar(t *testing.T) string {
+	t.Helper()
+	p := os.Getenv("NOOK_TEST_DEBIAN_TAR")
+	if p == "" {
+		p = "/var/cache/nook-test/debian-bookworm.tar"
+	}
+	if _, err := os.Stat(p); err == nil {
+		return p
+	}
+	fix := fmt.Sprintf("as root: debootstrap --variant=minbase bookworm %s.d http://deb.debian.org/debian && tar -C %s.d --numeric-owner -cf %s .", p, p, p)
+	if os.Getuid() != 0 {
+		t.Fatalf("no Debian rootfs at %s; make it %s (the root e2e run does this)", p, fix)
+	}
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	d := p + ".d"
+	os.RemoveAll(d)
+	if out, err := exec.Command("debootstrap", "--variant=minbase", "bookworm", d, "http://deb.debian.org/debian").CombinedOutput(); err != nil {
+		t.Fatalf("debootstrap: %v\n%s\nfix: %s", err, out, fix)
+	}
+	if out, err := exec.Command("tar", "-C", d, "--numeric-owner", "-cf", p+".tmp", ".").CombinedOutput(); err != nil {
+		t.Fatalf("tar: %v %s", err, out)
+	}
+	if err := os.Rename(p+".tmp", p); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(p, 0o644)
+	return p
+}
+
+// TestBuildDebianRealistic installs a package over the network with
+// apt-get and compiles a Go program with Debian's golang in one stage,
+// copied into a FROM scratch stage that runs it.
+func TestBuildDebianRealistic(t *testing.T) {
+	t.Parallel()
+	e := NewEnv(t)
+	e.Must("import", debianTar(t), "debian:bookworm")
+	dir := e.context(t, "apt", map[string]string{
+		"Dockerfile": "FROM debian:bookworm\nRUN apt-get update && apt-get install -y --no-install-recommends hello\nRUN hello > /hello.txt\n",
+	})
+	out := filepath.Join(e.Dir, "apt.tar")
+	if r := e.Run("build", "-t", "apt:1", "--output", "type=tar,dest="+out, dir); r.Code != 0 {
+		t.Fatalf("apt-get build: %s", r.Stderr)
+	}
+	f, _ := os.Open(out)
+	files := tarFiles(t, f)
+	f.Close()
+	if files["hello.txt"] != "Hello, world!\n" {
+		t.Errorf("hello.txt = %q", files["hello.txt"])
+	}
+	dir = e.context(t, "go", map[string]string{
+		"main.go": "package main\n\nimport \"fmt\"\n\nfunc main() { fmt.Println(\"hello from scratch\") }\n",
+		"Dockerfile": `FROM debian:bookworm AS build
+RUN --mount=type=cache,target=/var/cache/apt,sharing=locked --mount=type=cache,target=/var/lib/apt/lists,sharing=locked \
+    rm -f /etc/apt/apt.conf.d/docker-clean; apt-get update && apt-get install -y --no-install-recommends golang-go
+WORKDIR /src
+COPY main.go .
+RUN CGO_ENABLED=0 GOCACHE=/tmp/gocache go build -o /hello main.go
+
+FROM scratch AS final
+COPY --from=build /hello /hello
+ENTRYPOINT ["/hello"]
+
+FROM final AS check
+RUN ["/hello"]
+`,
+	})
+	r := e.Run("build", "--target", "check", dir)
+	if r.Code != 0 || !strings.Contains(r.Stderr, "hello from scratch") {
+		t.Fatalf("the scratch stage did not run the binary (exit %d):\n%s", r.Code, r.Stderr)
+	}
+	r = e.Run("build", "-t", "gohello:1", "--target", "final", dir)
+	if r.Code != 0 {
+		t.Fatal(r.Stderr)
+	}
+	if n := stepLines(r.Stderr, "DONE"); n != 0 {
+		t.Errorf("the final stage rebuilt %d steps after --target check built it", n)
+	}
+	if ep := e.Must("image", "inspect", "--format", "{{json .Config.Entrypoint}}", "gohello:1"); !strings.Contains(ep, "/hello") {
+		t.Errorf("entrypoint %s", ep)
+	}
+}
