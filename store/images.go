@@ -261,7 +261,19 @@ func (s *Store) CreateImage(n NewImage) (*Image, error) {
 	cfgDigest := digest.FromBytes(n.Config)
 	id := cfgDigest.Encoded()
 	mDigest := digest.FromBytes(n.Manifest)
-	img, err := s.s.CreateImage(id, nil, n.TopLayer, "", &storage.ImageOptions{
+	// Names no other image holds are recorded with the image, in one
+	// step, so that a kill -9 right after never leaves a nameless
+	// (<none>) image behind; names that move from another image are added
+	// afterwards, as storage only moves names on AddNames.
+	var free, taken []string
+	for _, name := range n.Names {
+		if _, err := s.s.Image(name); errors.Is(err, storage.ErrImageUnknown) {
+			free = append(free, name)
+		} else {
+			taken = append(taken, name)
+		}
+	}
+	opts := &storage.ImageOptions{
 		CreationDate: n.Created,
 		Digest:       mDigest,
 		BigData: []storage.ImageBigDataOption{
@@ -269,7 +281,12 @@ func (s *Store) CreateImage(n NewImage) (*Image, error) {
 			{Key: manifestKey(mDigest), Data: n.Manifest, Digest: mDigest},
 			{Key: keyManifest, Data: n.Manifest, Digest: mDigest},
 		},
-	})
+	}
+	img, err := s.s.CreateImage(id, free, n.TopLayer, "", opts)
+	if errors.Is(err, storage.ErrDuplicateName) {
+		// Another invocation took one of the names meanwhile.
+		img, err = s.s.CreateImage(id, nil, n.TopLayer, "", opts)
+	}
 	if errors.Is(err, storage.ErrDuplicateID) {
 		img, err = s.s.Image(id)
 		if err == nil {
