@@ -2,6 +2,7 @@ package commands
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/nook-containers/nook/builder"
+	"github.com/nook-containers/nook/pusher"
 	"github.com/nook-containers/nook/store"
 )
 
@@ -55,6 +57,9 @@ Examples:
 			&cli.StringFlag{Name: "timestamp", Usage: "set every time in the image to this Unix time (reproducible builds; default $SOURCE_DATE_EPOCH)"},
 			&cli.StringFlag{Name: "platform", Usage: "target platform (only the host's is supported)"},
 			&cli.StringFlag{Name: "progress", Value: "auto", Usage: "progress output: auto, plain, tty or quiet"},
+			&cli.BoolFlag{Name: "tls-verify", Value: true, Usage: "pulling base images: require HTTPS and verify certificates"},
+			&cli.StringFlag{Name: "authfile", Usage: "pulling base images: credentials file", EnvVars: []string{pusher.AuthFileEnv}},
+			&cli.StringFlag{Name: "creds", Usage: "pulling base images: `USER:PASSWORD` for the registry"},
 		},
 		Action: buildAction,
 	}
@@ -309,6 +314,14 @@ func buildAction(c *cli.Context) error {
 		return usageError(c, "%v", err)
 	}
 	o.Progress = c.App.ErrWriter
+	po := pusher.Options{Insecure: !c.Bool("tls-verify"), AuthFile: c.String("authfile"), Progress: c.App.ErrWriter, Quiet: o.Quiet}
+	if creds := c.String("creds"); creds != "" {
+		user, pass, ok := strings.Cut(creds, ":")
+		if !ok || user == "" || pass == "" {
+			return usageError(c, "--creds needs USER:PASSWORD")
+		}
+		po.Keychain = pusher.CredentialsKeychain(user, pass)
+	}
 	switch c.String("progress") {
 	case "tty":
 		o.Live = true
@@ -316,6 +329,10 @@ func buildAction(c *cli.Context) error {
 		o.Live = isTerminal(c.App.ErrWriter)
 	}
 	return withStore(c, func(s *store.Store) error {
+		o.Puller = func(ctx context.Context, ref string) error {
+			_, err := pusher.Pull(ctx, s, ref, po)
+			return err
+		}
 		res, err := builder.Build(c.Context, s, *o)
 		if err != nil {
 			return err

@@ -694,3 +694,22 @@ RUN ["/hello"]
 		t.Errorf("entrypoint %s", ep)
 	}
 }
+
+func TestBuildPullsBaseImages(t *testing.T) {
+	t.Parallel()
+	reg := startRegistry(t, "", "")
+	e := NewEnv(t)
+	e.Busybox()
+	ref := reg.Host + "/base/busybox:1"
+	e.Must("push", "--tls-verify=false", "busybox", ref)
+	e.Must("rmi", "busybox")
+	dir := e.context(t, "ctx", map[string]string{"Dockerfile": "FROM " + ref + "\nRUN echo pulled > /p\n"})
+	e.Fails([]string{"Dockerfile:1", "--pull=never"}, "build", "--pull=never", dir)
+	r := e.Run("build", "--tls-verify=false", "-t", "p:1", dir)
+	if r.Code != 0 {
+		t.Fatalf("build with a base image to pull: %s", r.Stderr)
+	}
+	if r = e.Run("build", "--tls-verify=false", "--pull=always", dir); r.Code != 0 || stepLines(r.Stderr, "CACHED") != 1 {
+		t.Errorf("--pull=always of an unchanged image must keep the cache (exit %d):\n%s", r.Code, r.Stderr)
+	}
+}
