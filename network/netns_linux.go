@@ -269,6 +269,30 @@ func NewNetNS(name string) (string, error) {
 	return p, nil
 }
 
+// CreateNetNS creates an empty network namespace, owned by the caller's
+// user namespace, and returns a handle to it (the namespace lives while
+// the handle is open or a process is in it). It is made on nook's
+// namespace thread, so no OS thread is left in it or discarded (a
+// discarded thread fires the Pdeathsig of children it forked). Close the
+// handle before Detach once the container has exited: then the kernel
+// removes the container's veth pair in the background, and Detach need
+// not wait ~20 ms for it.
+func CreateNetNS() (*os.File, error) {
+	var f *os.File
+	err := onNSThread(netns.None(), func() error {
+		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+			return fmt.Errorf("creating a network namespace: %w", err)
+		}
+		var err error
+		f, err = os.OpenFile("/proc/thread-self/ns/net", os.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("opening the new network namespace: %w", err)
+		}
+		return nil
+	})
+	return f, err
+}
+
 // DeleteNetNS unpins and removes a namespace file made by NewNetNS. The
 // namespace itself ends when no process is left in it. Deleting a missing
 // file is not an error.

@@ -1098,3 +1098,31 @@ func TestInternalNetwork(t *testing.T) {
 		t.Fatalf("a container on an internal network reached %s", target)
 	}
 }
+
+func TestCreateNetNS(t *testing.T) {
+	e := newEnv(t)
+	n := e.network(t, "cns-")
+	f, err := CreateNetNS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), f.Fd())
+	self, _ := os.Readlink("/proc/self/ns/net")
+	if got, _ := os.Readlink(path); got == self || !strings.HasPrefix(got, "net:[") {
+		t.Fatalf("new namespace %q, this process's %q", got, self)
+	}
+	id := randID()
+	if _, err := e.m.Attach(t.Context(), AttachOptions{ContainerID: id, NetNSPath: path, Networks: []string{n.Name}}); err != nil {
+		t.Fatal(err)
+	}
+	if !hasLinkRaw(path, "eth0") {
+		t.Fatal("no eth0 in the created namespace")
+	}
+	// Closing the handle ends the namespace: the pair goes by itself,
+	// and Detach then only frees the lease.
+	f.Close()
+	waitNoLink(t, e.outer, vethName(id, n.ID))
+	if err := e.m.Detach(t.Context(), id); err != nil {
+		t.Fatal(err)
+	}
+}
