@@ -37,14 +37,15 @@
 //
 // # The runner's side
 //
-// The container's network namespace is created by the runner: its init is
-// started with CLONE_NEWNET (inside the holder's user namespace when
-// rootless) and waits; the runner calls
+// The runner gives each container a network namespace: either its init is
+// cloned with CLONE_NEWNET, or (faster: made while the image is mounted)
+// CreateNetNS returns a handle that init joins. Before the container's
+// command starts, the runner calls
 //
 //	m, _ := network.New(network.Options{})            // per-user defaults
 //	res, err := m.Attach(ctx, network.AttachOptions{
 //		ContainerID: id, Name: name,
-//		NetNSPath:   fmt.Sprintf("/proc/%d/ns/net", initPID),
+//		NetNSPath:   nsPath,                            // /proc/PID/ns/net, or /proc/self/fd/N of the handle
 //		Networks:    []string{"nook"},                  // --network; "none", "host" stand alone
 //		Aliases:     aliases, Hostname: hostname,
 //		Ports:       ports,                             // network.ParsePublish(-p), network.PublishAll(-P)
@@ -56,24 +57,33 @@
 //
 // then bind-mounts the three files (or writes res.Hosts, res.ResolvConf,
 // res.Hostname itself), records res.Endpoints and res.Ports in the
-// container's state, and lets init go on. With --network host the runner
-// does not unshare the network namespace and Attach only renders the files;
-// with --network none it brings up loopback; --network container:ID is the
-// runner's alone (join that namespace, copy that container's files).
+// container's state, and lets init go on. Parse -p with ParsePublish while
+// validating flags, so a malformed spec fails before anything exists. With
+// --network host the runner does not unshare the network namespace and
+// Attach only renders the files; with --network none it brings up
+// loopback; --network container:ID is the runner's alone (join that
+// namespace, copy that container's files).
 //
 // When the container stops (and on every error path after Attach), the
 // runner calls m.Detach(ctx, id): veth pairs, published ports and leases go;
-// Detach is idempotent. When the container's init has died without a
-// Detach (kill -9 of nook, a holder restart), its lease is stale: the
-// namespace it names is gone, and the next change to the network frees it.
-// After a holder restart, or on `nook system` maintenance, the runner may
-// call m.Reconcile(ctx, isLive) to free every lease of a container that is
-// not running, and the published ports no lease accounts for.
+// Detach is idempotent. Close any handle on the namespace first: a dead
+// namespace takes its veth pair with it in the background, while deleting
+// a live one waits ~20 ms for the kernel. When the container's init has
+// died without a Detach (kill -9 of nook, a holder restart), its lease is
+// stale: the namespace it names is gone, and the next change to the
+// network frees it. After a holder restart, or on maintenance, the runner
+// may call m.Reconcile(ctx, isLive) to free every lease of a container that
+// is not running, and the published ports no lease accounts for.
 //
-// A runner that prefers a namespace before the process exists (to attach
-// while the image is still being mounted) can use NewNetNS(id), which pins
-// a fresh namespace at NetNSDir()/id, pass that path to Attach and setns
-// into it in init; DeleteNetNS removes it after Detach.
+// Threads: a rootless nook may enter the holder's and containers'
+// namespaces but never return to the host's, and a discarded OS thread
+// fires the Pdeathsig of the children it forked. So every namespace switch
+// in this package happens on one thread kept for the life of the process;
+// callers never find a thread of theirs moved. Do the same (or use
+// CreateNetNS) rather than unsharing on a throwaway thread.
+//
+// A namespace that must outlive every process (pinned by a bind mount at
+// NetNSDir()/id) comes from NewNetNS; DeleteNetNS removes it after Detach.
 //
 // `nook port` and `ps` read the published ports from m.Ports(id) (or the
 // recorded res.Ports) and format them with PortLines and FormatPorts.
