@@ -15,9 +15,11 @@ import (
 	"syscall"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
+	"github.com/moby/sys/capability"
 	"go.podman.io/storage/pkg/reexec"
 	"golang.org/x/sys/unix"
 
+	"github.com/nook-containers/nook/runner"
 	"github.com/nook-containers/nook/userns"
 )
 
@@ -196,6 +198,9 @@ func runInit() {
 	}
 	if err := os.Chdir(cfg.Cwd); err != nil {
 		fail("entering the working directory %s: %v", cfg.Cwd, err)
+	}
+	if err := dropCaps(); err != nil {
+		fail("dropping capabilities: %v", err)
 	}
 	groups := cfg.Groups
 	if groups == nil {
@@ -390,4 +395,28 @@ func setupRootfs(cfg *childConfig) error {
 		return fmt.Errorf("detaching the old root: %w", err)
 	}
 	return unix.Chdir("/")
+}
+
+// dropCaps keeps docker's default capability set, as RUN steps get in
+// docker builds.
+func dropCaps() error {
+	want := map[string]bool{}
+	for _, c := range runner.DefaultCaps {
+		want[c] = true
+	}
+	caps, err := capability.NewPid2(0)
+	if err != nil {
+		return err
+	}
+	if err := caps.Load(); err != nil {
+		return err
+	}
+	which := capability.EFFECTIVE | capability.PERMITTED | capability.BOUNDING
+	caps.Clear(which | capability.INHERITABLE | capability.AMBIENT)
+	for _, c := range capability.ListKnown() {
+		if want["CAP_"+strings.ToUpper(c.String())] {
+			caps.Set(which, c)
+		}
+	}
+	return caps.Apply(capability.CAPS | capability.BOUNDS | capability.AMBS)
 }
