@@ -381,8 +381,10 @@ func (b *build) runStage(i int) error {
 	if st.BaseStage >= 0 {
 		from = b.plan.Stages[st.BaseStage].DisplayName()
 	}
-	b.prog.line("%s FROM %s", b.label(st, nil), familiar(from))
+	fromLabel := b.label(st, nil)
+	b.prog.line("%s FROM %s", fromLabel, familiar(from))
 	top, layers, key, hist, err := b.baseOf(st)
+	b.prog.forget(fromLabel)
 	if err != nil {
 		return err
 	}

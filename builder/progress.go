@@ -126,6 +126,13 @@ func (p *progress) done(label, what string, d time.Duration) {
 	p.println(fmt.Sprintf("%s %s %.2fs", label, what, d.Seconds()))
 }
 
+// forget ends a step that prints no end line (FROM).
+func (p *progress) forget(label string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.running, label)
+}
+
 // stepOutput receives a RUN step's output.
 type stepOutput struct {
 	p     *progress
