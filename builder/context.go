@@ -83,6 +83,7 @@ type selection struct {
 	// into the destination directory.
 	dirContents bool
 	name        string // base name of a single file source
+	rel         string // the source's path relative to its root (COPY --parents)
 }
 
 // NotFoundError is a COPY source that does not exist (or is excluded).
@@ -172,9 +173,9 @@ func (s *source) selectPath(rel string) (selection, error) {
 		return selection{}, err
 	}
 	if !fi.IsDir() {
-		return selection{src: s, entries: []entry{{abs: abs, info: fi}}, name: path.Base(rel)}, nil
+		return selection{src: s, entries: []entry{{abs: abs, info: fi}}, name: path.Base(rel), rel: rel}, nil
 	}
-	sel := selection{src: s, dirContents: true, name: path.Base(rel)}
+	sel := selection{src: s, dirContents: true, name: path.Base(rel), rel: rel}
 	// The directory itself gives the target directory's metadata.
 	sel.entries = append(sel.entries, entry{abs: abs, rel: "", info: fi})
 	base := rel

@@ -235,7 +235,17 @@ func (j *copyJob) write(out io.Writer) error {
 		destIsDir = true
 	}
 	for _, sel := range j.sels {
+		selDest := destRel
+		if j.spec.Parents && sel.rel != "" && sel.rel != "." {
+			// COPY --parents keeps the source's directories.
+			if sel.dirContents {
+				selDest = path.Join(destRel, sel.rel)
+			} else {
+				selDest = path.Join(destRel, path.Dir(sel.rel))
+			}
+		}
 		if sel.dirContents {
+			destRel := selDest
 			if err := j.parents(w, destRel+"/x", newOwner); err != nil {
 				return err
 			}
@@ -257,8 +267,8 @@ func (j *copyJob) write(out io.Writer) error {
 		}
 		for _, e := range sel.entries {
 			target := destRel
-			if destIsDir {
-				target = path.Join(destRel, sel.name)
+			if destIsDir || j.spec.Parents {
+				target = path.Join(selDest, sel.name)
 			}
 			if err := j.parents(w, target, newOwner); err != nil {
 				return err

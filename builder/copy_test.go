@@ -97,6 +97,11 @@ func TestCopyDestinationRules(t *testing.T) {
 	if _, ok := got["d/dir"]; ok {
 		t.Errorf("a directory source copies its contents, not itself")
 	}
+	// --parents keeps the source directories.
+	got = runCopy(t, rootfs, ctx, &CopySpec{Sources: []string{"dir/sub/b", "f.txt"}, Dest: "/p/", Parents: true, FromStage: -1})
+	if got["p/dir/sub/b"].data != "b" || got["p/f.txt"].data != "f" {
+		t.Errorf("--parents: %s", names(got))
+	}
 	// --chown with a uid only: gid = uid.
 	got = runCopy(t, rootfs, ctx, &CopySpec{Sources: []string{"f.txt"}, Dest: "/x/", Chown: "42", FromStage: -1})
 	if e := got["x/f.txt"]; e.uid != 42 || e.gid != 42 {
