@@ -52,7 +52,7 @@ func Exit(code int, msg string) error { return &exitError{code: code, msg: msg} 
 // Main runs nook with args and returns the exit code.
 func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	app := NewApp(stdin, stdout, stderr)
-	err := app.RunContext(ctx, args)
+	err := app.RunContext(ctx, permuteArgs(app, args))
 	if err == nil {
 		return 0
 	}
