@@ -1,11 +1,9 @@
 package runner
 
 import (
-	"fmt"
 	"os"
-	"runtime"
 
-	"golang.org/x/sys/unix"
+	"github.com/nook-containers/nook/network"
 )
 
 // Creating a network namespace costs several milliseconds (more while
@@ -23,23 +21,15 @@ type netnsResult struct {
 	err error
 }
 
-// newNetNSAsync starts creating an empty network namespace.
+// newNetNSAsync starts creating an empty network namespace. It is made on
+// the network package's long-lived namespace thread: unsharing on a
+// thread of our own and then discarding it would kill, through
+// Pdeathsig, any child that thread had forked before.
 func newNetNSAsync() *pendingNetNS {
 	p := &pendingNetNS{ch: make(chan netnsResult, 1)}
 	go func() {
-		// The thread ends up in the new namespace: it is never unlocked,
-		// so the runtime discards it when this goroutine returns.
-		runtime.LockOSThread()
-		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
-			p.ch <- netnsResult{err: fmt.Errorf("creating a network namespace: %w", err)}
-			return
-		}
-		f, err := os.OpenFile(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid()), os.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			p.ch <- netnsResult{err: fmt.Errorf("opening the new network namespace: %w", err)}
-			return
-		}
-		p.ch <- netnsResult{f: f}
+		f, err := network.CreateNetNS()
+		p.ch <- netnsResult{f: f, err: err}
 	}()
 	return p
 }
