@@ -151,7 +151,7 @@ func allCommands() []*cli.Command {
 		loadCommand(),
 		runCommand(), createCommand(), startCommand(), psCommand("ps"), rmCommand("rm"), containerCommand(), volumeCommand(),
 		networkCommand(),
-		execCommand(), topCommand(), portCommand(), renameCommand(),
+		execCommand(), topCommand(), portCommand(), renameCommand(), cpCommand(), exportCommand(), commitCommand(),
 	}
 }
 
