@@ -24,6 +24,9 @@ const (
 	StatusRunning = "running"
 	StatusExited  = "exited"
 	StatusRemoval = "removing"
+	// StatusRestarting: a detached container's monitor waits out the
+	// restart policy's back-off before starting it again.
+	StatusRestarting = "restarting"
 )
 
 // Container is a container record (container.json); it changes only on
@@ -42,7 +45,10 @@ type Container struct {
 	Labels     map[string]string `json:"labels,omitempty"`
 	StopSignal string            `json:"stopSignal,omitempty"`
 	Exposed    []string          `json:"exposed,omitempty"` // the image's EXPOSE ports, for -P
-	Dir        string            `json:"-"`                 // where the records live
+	// Healthcheck is the health check in effect (the image's HEALTHCHECK
+	// with the --health-* flags applied); nil: none.
+	Healthcheck *Healthcheck `json:"healthcheck,omitempty"`
+	Dir         string       `json:"-"` // where the records live
 
 	State State `json:"-"`
 }
@@ -59,16 +65,30 @@ type State struct {
 	StartedAt  time.Time      `json:"startedAt"`
 	FinishedAt time.Time      `json:"finishedAt"`
 	Network    *NetworkResult `json:"network,omitempty"`
+
+	// Generation counts starts. While Detached is set, the facts of run
+	// Generation (status, pids, times, exit code, restarts) are the
+	// monitor's, in monitor.json, and override the ones above; health
+	// checks are recorded in health.json. Each file has one writer.
+	Generation   int     `json:"generation,omitempty"`
+	Detached     bool    `json:"detached,omitempty"`
+	RestartCount int     `json:"restartCount,omitempty"`
+	Health       *Health `json:"health,omitempty"`
 }
 
 // Running reports whether the state says running.
 func (s State) Running() bool { return s.Status == StatusRunning }
+
+// Active reports whether the container runs or waits to be restarted.
+func (s State) Active() bool { return s.Status == StatusRunning || s.Status == StatusRestarting }
 
 const (
 	fileContainer = "container.json"
 	fileSpec      = "config.json"
 	fileState     = "state.json"
 	fileLock      = "lock"
+	fileMonitor   = "monitor.json" // written by the monitor (runner/monitor)
+	fileHealth    = "health.json"
 )
 
 // NotFoundError is returned for an unknown container name or ID.
@@ -189,7 +209,8 @@ func updateState(c *Container, fn func(*State)) error {
 }
 
 // procStart is a process's start time (clock ticks since boot), which
-// tells a live process from a later one that reuses its pid.
+// tells a live process from a later one that reuses its pid; 0 when the
+// process is gone or a zombie.
 func procStart(pid int) uint64 {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
@@ -201,7 +222,7 @@ func procStart(pid int) uint64 {
 		return 0
 	}
 	f := strings.Fields(s[i+1:])
-	if len(f) < 20 {
+	if len(f) < 20 || f[0] == "Z" || f[0] == "X" {
 		return 0
 	}
 	v, _ := strconv.ParseUint(f[19], 10, 64)
@@ -216,21 +237,97 @@ func alive(pid int, start uint64) bool {
 // (its supervisor was killed, or the holder restarted): it becomes exited,
 // with the reason.
 func reconcile(c *Container) {
-	if c.State.Status != StatusRunning || alive(c.State.Pid, c.State.PidStart) {
+	s := &c.State
+	if !s.Active() {
 		return
 	}
-	_ = updateState(c, func(s *State) {
-		if s.Status != StatusRunning || alive(s.Pid, s.PidStart) {
-			return
+	pidAlive := s.Status == StatusRunning && alive(s.Pid, s.PidStart)
+	reason := ""
+	switch {
+	case pidAlive && !sameUserNS(s.Pid):
+		// The holder it ran in is gone: no later invocation can reach its
+		// mounts or network. Stop what can be stopped.
+		_ = unix.Kill(s.Pid, unix.SIGKILL)
+		reason = "the user namespace holder stopped while the container ran"
+	case pidAlive:
+		return // running, whether or not its supervisor still watches
+	case alive(s.Owner, s.OwnerStart):
+		return // its supervisor is recording the end right now
+	case s.Detached:
+		reason = "the container's processes ended after its monitor was killed: the exit code is unknown"
+	default:
+		reason = "the container's processes ended while nook was not watching (its supervisor was killed or the namespace holder restarted)"
+	}
+	seen := *s
+	_ = updateState(c, func(st *State) {
+		if st.Generation != seen.Generation {
+			return // started again meanwhile
 		}
-		s.Status = StatusExited
-		if s.ExitCode == 0 {
-			s.ExitCode = 137
+		// Keep what the monitor knew, and stop reading its record.
+		gen, net := st.Generation, st.Network
+		*st = seen
+		st.Generation, st.Network = gen, net
+		st.Detached = false
+		st.Status = StatusExited
+		if st.ExitCode == 0 {
+			st.ExitCode = 137
 		}
-		s.Error = "the container's processes ended while nook was not watching (its supervisor was killed or the namespace holder restarted)"
-		s.FinishedAt = time.Now().UTC()
-		s.Pid = 0
+		st.Error = reason
+		if st.FinishedAt.IsZero() || st.FinishedAt.Before(st.StartedAt) {
+			st.FinishedAt = time.Now().UTC()
+		}
+		st.Pid, st.PidStart = 0, 0
 	})
+}
+
+// sameUserNS reports whether pid runs in this process's user namespace
+// (false only when both are known and differ).
+func sameUserNS(pid int) bool {
+	mine, err := os.Readlink("/proc/self/ns/user")
+	if err != nil {
+		return true
+	}
+	theirs, err := os.Readlink("/proc/" + strconv.Itoa(pid) + "/ns/user")
+	return err != nil || theirs == mine
+}
+
+// monitorRecord is monitor.json (written by runner/monitor/monitor.c).
+type monitorRecord struct {
+	Generation   int       `json:"generation"`
+	Monitor      int       `json:"monitor"`
+	MonitorStart uint64    `json:"monitorStart"`
+	Status       string    `json:"status"`
+	Pid          int       `json:"pid"`
+	PidStart     uint64    `json:"pidStart"`
+	StartedAt    time.Time `json:"startedAt"`
+	FinishedAt   time.Time `json:"finishedAt"`
+	ExitCode     int       `json:"exitCode"`
+	RestartCount int       `json:"restartCount"`
+	Error        string    `json:"error"`
+}
+
+// overlay applies the monitor's and the health checks' records of the
+// current run to s.
+func overlay(dir string, s *State) {
+	if !s.Detached {
+		return
+	}
+	var m monitorRecord
+	if err := readJSON(dir, fileMonitor, &m); err == nil && m.Generation == s.Generation {
+		s.Status, s.Pid, s.PidStart = m.Status, m.Pid, m.PidStart
+		s.Owner, s.OwnerStart = m.Monitor, m.MonitorStart
+		s.StartedAt, s.FinishedAt = m.StartedAt.UTC(), m.FinishedAt.UTC()
+		s.ExitCode, s.RestartCount = m.ExitCode, m.RestartCount
+		if m.Error != "" {
+			s.Error = m.Error
+		}
+	}
+	var h healthRecord
+	if err := readJSON(dir, fileHealth, &h); err == nil && h.Generation == s.Generation && h.RunStartedAt.Equal(s.StartedAt) {
+		s.Health = &h.Health
+	} else if s.Status == StatusRunning && s.Health != nil {
+		s.Health = &Health{Status: HealthStarting, Log: []HealthLog{}}
+	}
 }
 
 // load reads one container's records.
@@ -260,6 +357,7 @@ func load(s storage.Store, sc *storage.Container) (*Container, error) {
 	if c.State.Status == "" {
 		c.State.Status = StatusCreated
 	}
+	overlay(dir, &c.State)
 	reconcile(c)
 	return c, nil
 }

@@ -23,6 +23,7 @@ type Inspect struct {
 	ResolvConfPath  string             `json:"ResolvConfPath"`
 	HostnamePath    string             `json:"HostnamePath"`
 	HostsPath       string             `json:"HostsPath"`
+	LogPath         string             `json:"LogPath"`
 	Name            string             `json:"Name"`
 	RestartCount    int                `json:"RestartCount"`
 	Driver          string             `json:"Driver"`
@@ -37,17 +38,18 @@ type Inspect struct {
 
 // InspectState is docker's State section.
 type InspectState struct {
-	Status     string `json:"Status"`
-	Running    bool   `json:"Running"`
-	Paused     bool   `json:"Paused"`
-	Restarting bool   `json:"Restarting"`
-	OOMKilled  bool   `json:"OOMKilled"`
-	Dead       bool   `json:"Dead"`
-	Pid        int    `json:"Pid"`
-	ExitCode   int    `json:"ExitCode"`
-	Error      string `json:"Error"`
-	StartedAt  string `json:"StartedAt"`
-	FinishedAt string `json:"FinishedAt"`
+	Status     string  `json:"Status"`
+	Running    bool    `json:"Running"`
+	Paused     bool    `json:"Paused"`
+	Restarting bool    `json:"Restarting"`
+	OOMKilled  bool    `json:"OOMKilled"`
+	Dead       bool    `json:"Dead"`
+	Pid        int     `json:"Pid"`
+	ExitCode   int     `json:"ExitCode"`
+	Error      string  `json:"Error"`
+	StartedAt  string  `json:"StartedAt"`
+	FinishedAt string  `json:"FinishedAt"`
+	Health     *Health `json:"Health,omitempty"`
 }
 
 // InspectHostConfig is the part of docker's HostConfig nook has.
@@ -72,6 +74,8 @@ type InspectHostConfig struct {
 	PidsLimit       int64                    `json:"PidsLimit"`
 	Init            bool                     `json:"Init"`
 	Ulimits         []string                 `json:"Ulimits"`
+	RestartPolicy   RestartPolicy            `json:"RestartPolicy"`
+	LogConfig       LogConfig                `json:"LogConfig"`
 }
 
 // InspectGraphDriver says where the container's layer is.
@@ -107,6 +111,7 @@ type InspectConfig struct {
 	Labels      map[string]string `json:"Labels"`
 	StopSignal  string            `json:"StopSignal"`
 	StopTimeout *int              `json:"StopTimeout,omitempty"`
+	Healthcheck *Healthcheck      `json:"Healthcheck,omitempty"`
 }
 
 // InspectNetwork is docker's NetworkSettings, flattened to one network.
@@ -134,9 +139,11 @@ func (r *Runtime) InspectDoc(c *Container) *Inspect {
 		Driver: r.Store.Driver(), Platform: "linux",
 		ResolvConfPath: path.Join(c.Dir, "resolv.conf"), HostnamePath: path.Join(c.Dir, "hostname"), HostsPath: path.Join(c.Dir, "hosts"),
 		State: InspectState{
-			Status: c.State.Status, Running: c.State.Running(), Pid: c.State.Pid, ExitCode: c.State.ExitCode,
-			Error: c.State.Error, StartedAt: rfc3339(c.State.StartedAt), FinishedAt: rfc3339(c.State.FinishedAt),
+			Status: c.State.Status, Running: c.State.Active(), Restarting: c.State.Status == StatusRestarting,
+			Pid: c.State.Pid, ExitCode: c.State.ExitCode, Error: c.State.Error,
+			StartedAt: rfc3339(c.State.StartedAt), FinishedAt: rfc3339(c.State.FinishedAt), Health: c.State.Health,
 		},
+		RestartCount: c.State.RestartCount,
 		HostConfig: InspectHostConfig{
 			NetworkMode: networkMode(o.Network), AutoRemove: o.Remove, CapAdd: o.CapAdd, CapDrop: o.CapDrop, DNS: o.DNS,
 			ExtraHosts: o.AddHosts, GroupAdd: o.GroupAdd, Privileged: o.Privileged, PublishAllPorts: o.PublishAll,
@@ -152,6 +159,12 @@ func (r *Runtime) InspectDoc(c *Container) *Inspect {
 		},
 		OCIConfig: s,
 	}
+	d.HostConfig.RestartPolicy, _ = ParseRestartPolicy(o.Restart)
+	d.HostConfig.LogConfig, _ = ParseLogConfig(o.LogDriver, o.LogOpts)
+	if d.HostConfig.LogConfig.Type != "none" {
+		d.LogPath = c.LogPath()
+	}
+	d.Config.Healthcheck = c.Healthcheck
 	if len(c.Args) > 0 {
 		d.Path, d.Args = c.Args[0], c.Args[1:]
 	}

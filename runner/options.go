@@ -59,6 +59,18 @@ type Options struct {
 
 	Remove bool // --rm
 	Detach bool // -d
+
+	// Restart is --restart: "no" (or ""), "always", "unless-stopped" or
+	// "on-failure[:N]" (see ParseRestartPolicy).
+	Restart string
+	// Health holds the --health-* flags that were set (zero values: the
+	// image's); NoHealthcheck is --no-healthcheck.
+	Health        *Healthcheck
+	NoHealthcheck bool
+	// LogDriver is --log-driver: "json-file" (or "") or "none"; LogOpts
+	// are --log-opt max-size and max-file.
+	LogDriver string
+	LogOpts   map[string]string
 }
 
 // NetworkAttacher connects a container's network namespace to a network.

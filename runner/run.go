@@ -35,6 +35,13 @@ type Runtime struct {
 	// EnsureImage finds (and, as the pull policy says, pulls) an image;
 	// nil: local images only.
 	EnsureImage func(ctx context.Context, ref string) (*store.Image, error)
+	// HelperArgs is nook's executable and the global flags that lead to
+	// this store: a detached container's monitor runs it for health
+	// checks and the clean-up. Empty: this executable, default flags.
+	HelperArgs []string
+	// HolderPID is the user namespace holder's pause process (rootless);
+	// a detached container's monitor stops the container when it dies.
+	HolderPID int
 
 	netns *pendingNetNS // made ahead by Create for StartAttached
 }
@@ -155,6 +162,12 @@ func (r *Runtime) Create(ctx context.Context, o *Options) (c *Container, err err
 	if _, err := securityOptions(o.SecurityOpt); err != nil {
 		return nil, err
 	}
+	if _, err := ParseRestartPolicy(o.Restart); err != nil {
+		return nil, &UserError{Err: err}
+	}
+	if _, err := ParseLogConfig(o.LogDriver, o.LogOpts); err != nil {
+		return nil, &UserError{Err: err}
+	}
 	id := newID()
 	cg, err := PlanCgroup(DetectCgroupHost(), id, o)
 	if err != nil {
@@ -229,7 +242,7 @@ func (r *Runtime) Create(ctx context.Context, o *Options) (c *Container, err err
 		ID: id, Name: name, Created: time.Now().UTC(), Image: o.Image, ImageID: img.ID, Rootfs: rootfs,
 		Options: *o, Args: spec.Process.Args, Anonymous: anon, Volumes: reqs, Labels: mergeLabels(imgCfg.Labels, o.Labels),
 		Exposed:    exposedPorts(imgCfg),
-		StopSignal: stopSignal(imgCfg, o), Dir: dir,
+		StopSignal: stopSignal(imgCfg, o), Dir: dir, Healthcheck: EffectiveHealthcheck(imgCfg.Healthcheck, o),
 	}
 	c.Options.Name = name
 	if err = writeJSON(dir, fileSpec, spec); err != nil {
@@ -511,7 +524,7 @@ func (r *Runtime) StartAttached(ctx context.Context, c *Container, stdio IO, sig
 	}
 	if err := updateState(c, func(s *State) {
 		*s = State{Status: StatusRunning, Pid: p.Pid, PidStart: procStart(p.Pid), Owner: os.Getpid(),
-			OwnerStart: procStart(os.Getpid()), StartedAt: p.Started.UTC(), Network: s.Network}
+			OwnerStart: procStart(os.Getpid()), StartedAt: p.Started.UTC(), Network: s.Network, Generation: s.Generation + 1}
 	}); err != nil {
 		_ = p.cmd.Process.Kill()
 	}
@@ -656,18 +669,33 @@ type RemoveOptions struct {
 	Volumes bool // remove its anonymous volumes too
 }
 
-// Remove deletes a container, its writable layer and its records.
+// Remove deletes a container, its writable layer and its records. A
+// running container (with Force) is killed first; a detached one's
+// monitor is told not to restart it and waited for.
 func (r *Runtime) Remove(ctx context.Context, c *Container, o RemoveOptions) error {
-	if c.State.Running() {
+	return r.remove(ctx, c, o, true)
+}
+
+func (r *Runtime) remove(ctx context.Context, c *Container, o RemoveOptions, waitMonitor bool) error {
+	wasActive := c.State.Active()
+	if wasActive {
 		if !o.Force {
 			return &UserError{Err: fmt.Errorf("cannot remove container %s: it is running: stop it first, or use rm -f", c.Name)}
 		}
-		if err := r.kill(c, unix.SIGKILL); err != nil {
-			return err
+		r.flag(c, flagRemoving)
+		if c.State.Status == StatusRunning {
+			if err := r.kill(c, unix.SIGKILL); err != nil {
+				return err
+			}
+			if !waitGone(c.State.Pid, c.State.PidStart, 10*time.Second) {
+				return fmt.Errorf("container %s did not stop after SIGKILL", c.Name)
+			}
 		}
-		if !waitGone(c.State.Pid, c.State.PidStart, 10*time.Second) {
-			return fmt.Errorf("container %s did not stop after SIGKILL", c.Name)
-		}
+	}
+	if waitMonitor {
+		r.waitSupervisor(c, 10*time.Second)
+	}
+	if wasActive || c.State.Network != nil {
 		r.detachNetwork(c)
 	}
 	st := r.Store.Storage()
