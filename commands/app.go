@@ -151,6 +151,7 @@ func allCommands() []*cli.Command {
 		loadCommand(),
 		runCommand(), createCommand(), startCommand(), psCommand("ps"), rmCommand("rm"), containerCommand(), volumeCommand(),
 		networkCommand(),
+		stopCommand(), killCommand(), waitCommand(), restartCommand(), logsCommand(),
 		execCommand(), topCommand(), portCommand(), renameCommand(), cpCommand(), exportCommand(), commitCommand(),
 	}
 }

@@ -16,12 +16,15 @@ import (
 func startCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "start",
-		Usage:     "start a created or stopped container and attach to it",
-		UsageText: "nook start -a [-i] CONTAINER",
-		Description: `Starts the container in the foreground: this nook process supervises it,
-as 'nook run' does, and exits with its exit code.
+		Usage:     "start created or stopped containers",
+		UsageText: "nook start [-a [-i]] CONTAINER [CONTAINER...]",
+		Description: `Starts each container in the background, under its monitor (see 'nook run -d').
+With -a, starts one container in the foreground instead: this nook process
+supervises it, as 'nook run' does, and exits with its exit code.
 
 Examples:
+  nook create --name web busybox httpd -f
+  nook start web
   nook create --name job busybox sh -c 'echo hi'
   nook start -a job`,
 		Flags: []cli.Flag{
@@ -29,11 +32,19 @@ Examples:
 			&cli.BoolFlag{Name: "interactive", Aliases: []string{"i"}, Usage: "attach stdin"},
 		},
 		Action: func(c *cli.Context) error {
-			if c.NArg() != 1 {
-				return usageError(c, "start needs exactly 1 argument")
-			}
 			if !c.Bool("attach") {
-				return Exit(ExitError, "starting a container in the background needs its monitor, which this build does not have yet: use 'nook start -a'")
+				if c.NArg() < 1 {
+					return usageError(c, "start needs at least 1 argument")
+				}
+				return eachContainer(c, func(rt *runner.Runtime, ctr *runner.Container) error {
+					if err := rt.Start(c.Context, ctr); err != nil {
+						return startError(err)
+					}
+					return nil
+				})
+			}
+			if c.NArg() != 1 {
+				return usageError(c, "start -a needs exactly 1 argument")
 			}
 			sigs := make(chan os.Signal, 16)
 			signal.Notify(sigs, unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2, unix.SIGWINCH)
@@ -77,14 +88,17 @@ func containerPruneCommand() *cli.Command {
 				return nil
 			}
 			return withStore(c, func(s *store.Store) error {
-				rt := &runner.Runtime{Store: s}
+				rt, err := newRuntime(c, s, "")
+				if err != nil {
+					return err
+				}
 				cs, err := rt.List()
 				if err != nil {
 					return err
 				}
 				fmt.Fprintln(c.App.Writer, "Deleted Containers:")
 				for _, ctr := range cs {
-					if ctr.State.Running() {
+					if ctr.State.Active() {
 						continue
 					}
 					if err := rt.Remove(c.Context, ctr, runner.RemoveOptions{}); err != nil {
@@ -110,6 +124,8 @@ func containerCommand() *cli.Command {
 		Usage: "manage containers",
 		Subcommands: []*cli.Command{
 			runCommand(), createCommand(), startCommand(), ls, rmCommand("rm"), inspect, containerPruneCommand(),
+			stopCommand(), killCommand(), waitCommand(), restartCommand(), logsCommand(),
+			containerCleanupCommand(), containerHealthcheckCommand(),
 		},
 	}
 }

@@ -42,8 +42,9 @@ func psCommand(name string) *cli.Command {
 		UsageText: "nook ps [-a] [-q] [--no-trunc] [--filter KEY=VALUE] [--format TEMPLATE]",
 		Description: `Lists running containers; -a lists all of them.
 
-Filters: id, name, status (created, running, exited), label (KEY or KEY=VALUE),
-ancestor (image), exited (exit code).
+Filters: id, name, status (created, running, restarting, exited), label (KEY
+or KEY=VALUE), ancestor (image), exited (exit code), health (starting,
+healthy, unhealthy, none).
 
 Examples:
   nook ps -a
@@ -58,7 +59,7 @@ Examples:
 			formatFlag(),
 		},
 		Action: func(c *cli.Context) error {
-			filters, err := parseFilters(c, c.StringSlice("filter"), "id", "name", "status", "label", "ancestor", "exited")
+			filters, err := parseFilters(c, c.StringSlice("filter"), "id", "name", "status", "label", "ancestor", "exited", "health")
 			if err != nil {
 				return err
 			}
@@ -70,7 +71,7 @@ Examples:
 				}
 				var rows []PsRow
 				for _, ctr := range cs {
-					if !c.Bool("all") && !ctr.State.Running() && len(filters) == 0 && !c.Bool("latest") {
+					if !c.Bool("all") && !ctr.State.Active() && len(filters) == 0 && !c.Bool("latest") {
 						continue
 					}
 					if !matchFilters(ctr, filters) {
@@ -143,6 +144,12 @@ func matchFilters(ctr *runner.Container, f map[string][]string) bool {
 				ok = ok || ctr.Image == v || strings.HasPrefix(ctr.ImageID, strings.TrimPrefix(v, "sha256:"))
 			case "exited":
 				ok = ok || ctr.State.Status == runner.StatusExited && fmt.Sprint(ctr.State.ExitCode) == v
+			case "health":
+				h := "none"
+				if ctr.State.Health != nil {
+					h = ctr.State.Health.Status
+				}
+				ok = ok || h == v
 			}
 		}
 		if !ok {
@@ -205,7 +212,18 @@ func statusText(ctr *runner.Container) string {
 	st := ctr.State
 	switch st.Status {
 	case runner.StatusRunning:
-		return "Up " + units.HumanDuration(time.Since(st.StartedAt))
+		up := "Up " + units.HumanDuration(time.Since(st.StartedAt))
+		if st.Health != nil {
+			switch st.Health.Status {
+			case runner.HealthStarting:
+				up += " (health: starting)"
+			default:
+				up += " (" + st.Health.Status + ")"
+			}
+		}
+		return up
+	case runner.StatusRestarting:
+		return fmt.Sprintf("Restarting (%d) %s ago", st.ExitCode, units.HumanDuration(time.Since(st.FinishedAt)))
 	case runner.StatusExited:
 		return fmt.Sprintf("Exited (%d) %s ago", st.ExitCode, units.HumanDuration(time.Since(st.FinishedAt)))
 	case runner.StatusCreated:
@@ -231,7 +249,10 @@ func rmCommand(name string) *cli.Command {
 				return usageError(c, "rm needs at least 1 argument")
 			}
 			return withStore(c, func(s *store.Store) error {
-				rt := &runner.Runtime{Store: s}
+				rt, err := newRuntime(c, s, "")
+				if err != nil {
+					return err
+				}
 				failed := false
 				for _, ref := range c.Args().Slice() {
 					ctr, err := rt.Lookup(ref)

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"time"
 
 	units "github.com/docker/go-units"
 	"github.com/urfave/cli/v2"
@@ -57,6 +58,16 @@ func containerFlags() []cli.Flag {
 		&cli.Int64Flag{Name: "pids-limit", Usage: "process limit (needs cgroup v2 delegation)"},
 		&cli.StringFlag{Name: "pull", Value: "missing", Usage: "pull the image: missing, always, never or newer"},
 		&cli.BoolFlag{Name: "rm", Usage: "remove the container when it exits"},
+		&cli.StringFlag{Name: "restart", Value: "no", Usage: "restart policy of a detached container: no, always, unless-stopped, on-failure[:max-retries]"},
+		&cli.StringFlag{Name: "health-cmd", Usage: "command to run to check health (run with /bin/sh -c)"},
+		&cli.DurationFlag{Name: "health-interval", Usage: "time between running the check (default 30s)"},
+		&cli.DurationFlag{Name: "health-timeout", Usage: "maximum time to allow one check to run (default 30s)"},
+		&cli.IntFlag{Name: "health-retries", Usage: "consecutive failures needed to report unhealthy (default 3)"},
+		&cli.DurationFlag{Name: "health-start-period", Usage: "start period during which failures do not count"},
+		&cli.DurationFlag{Name: "health-start-interval", Usage: "time between running the check during the start period (default 5s)"},
+		&cli.BoolFlag{Name: "no-healthcheck", Usage: "disable any HEALTHCHECK of the image"},
+		&cli.StringFlag{Name: "log-driver", Value: "json-file", Usage: "logging driver of a detached container: json-file or none"},
+		&cli.StringSliceFlag{Name: "log-opt", Usage: "log driver option: max-size=10m, max-file=3"},
 	}
 }
 
@@ -134,6 +145,9 @@ func runOptions(c *cli.Context) (*runner.Options, error) {
 			o.Env = append(o.Env, kv)
 		}
 	}
+	if err := lifecycleOptions(c, o); err != nil {
+		return nil, err
+	}
 	if labels := c.StringSlice("label"); len(labels) > 0 {
 		o.Labels = map[string]string{}
 		for _, l := range labels {
@@ -145,6 +159,64 @@ func runOptions(c *cli.Context) (*runner.Options, error) {
 		}
 	}
 	return o, nil
+}
+
+// lifecycleOptions reads --restart, the --health-* flags and the log
+// options.
+func lifecycleOptions(c *cli.Context, o *runner.Options) error {
+	o.Restart = c.String("restart")
+	policy, err := runner.ParseRestartPolicy(o.Restart)
+	if err != nil {
+		return usageError(c, "%v", err)
+	}
+	if o.Remove && policy.Name != "no" {
+		return usageError(c, "conflicting options: --restart %s and --rm (a container removed when it exits cannot be restarted)", o.Restart)
+	}
+	o.NoHealthcheck = c.Bool("no-healthcheck")
+	h := &runner.Healthcheck{
+		Interval: c.Duration("health-interval"), Timeout: c.Duration("health-timeout"),
+		StartPeriod: c.Duration("health-start-period"), StartInterval: c.Duration("health-start-interval"),
+		Retries: c.Int("health-retries"),
+	}
+	if cmd := c.String("health-cmd"); cmd != "" {
+		h.Test = []string{"CMD-SHELL", cmd}
+	}
+	for _, f := range []struct {
+		name string
+		d    time.Duration
+	}{{"interval", h.Interval}, {"timeout", h.Timeout}, {"start-period", h.StartPeriod}, {"start-interval", h.StartInterval}} {
+		if f.d < 0 {
+			return usageError(c, "--health-%s cannot be negative", f.name)
+		}
+		if f.d > 0 && f.d < time.Millisecond {
+			return usageError(c, "--health-%s must be at least 1ms", f.name)
+		}
+	}
+	if h.Retries < 0 {
+		return usageError(c, "--health-retries cannot be negative")
+	}
+	set := len(h.Test) > 0 || h.Interval != 0 || h.Timeout != 0 || h.StartPeriod != 0 || h.StartInterval != 0 || h.Retries != 0
+	if o.NoHealthcheck && set {
+		return usageError(c, "conflicting options: --no-healthcheck conflicts with --health-* options")
+	}
+	if set {
+		o.Health = h
+	}
+	o.LogDriver = c.String("log-driver")
+	for _, kv := range c.StringSlice("log-opt") {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return usageError(c, "invalid --log-opt %q: want KEY=VALUE", kv)
+		}
+		if o.LogOpts == nil {
+			o.LogOpts = map[string]string{}
+		}
+		o.LogOpts[k] = v
+	}
+	if _, err := runner.ParseLogConfig(o.LogDriver, o.LogOpts); err != nil {
+		return usageError(c, "%v", err)
+	}
+	return nil
 }
 
 // checkPublish validates a -p value with docker's syntax:
@@ -229,6 +301,18 @@ func parseSignal(s string) (unix.Signal, error) {
 // newRuntime joins the namespace, opens the store and makes a runtime.
 func newRuntime(c *cli.Context, s *store.Store, pull string) (*runner.Runtime, error) {
 	rt := &runner.Runtime{Store: s, Rootless: userns.Rootless(), ScratchDir: userns.RuntimeDir()}
+	// A detached container's monitor runs nook again for health checks
+	// and the clean-up: with this store, whatever its environment.
+	if self, err := os.Executable(); err == nil {
+		so := storeOptions(c)
+		rt.HelperArgs = []string{self, "--root", so.Root, "--runroot", so.RunRoot}
+		if so.Driver != "" {
+			rt.HelperArgs = append(rt.HelperArgs, "--storage-driver", so.Driver)
+		}
+	}
+	if pid, ok := userns.HolderPID(); ok && rt.Rootless {
+		rt.HolderPID = pid
+	}
 	na, err := networkAttacher(c)
 	if err != nil {
 		return nil, Exit(ExitError, fmt.Sprintf("opening the container networks: %v", err))
@@ -330,7 +414,7 @@ func runAction(c *cli.Context) error {
 	}
 	if c.Bool("detach") {
 		o.Detach = true
-		return Exit(ExitError, "run -d is not available yet in this build: run in the foreground")
+		return runDetached(c, o)
 	}
 	// Signals are captured before anything is created, so that a Ctrl-C
 	// at any moment still removes what --rm would.
@@ -360,6 +444,39 @@ func runAction(c *cli.Context) error {
 		}
 		return nil
 	})
+}
+
+// runDetached creates the container and starts it under its monitor;
+// it prints the container's ID once the command runs.
+func runDetached(c *cli.Context, o *runner.Options) error {
+	return withStore(c, func(s *store.Store) error {
+		rt, err := newRuntime(c, s, c.String("pull"))
+		if err != nil {
+			return err
+		}
+		ctr, err := rt.Create(c.Context, o)
+		if err != nil {
+			return runError(err)
+		}
+		if err := rt.Start(c.Context, ctr); err != nil {
+			if o.Remove {
+				_ = rt.Remove(c.Context, ctr, runner.RemoveOptions{Force: true, Volumes: true})
+			}
+			return startError(err)
+		}
+		fmt.Fprintln(c.App.Writer, ctr.ID)
+		return nil
+	})
+}
+
+// startError maps a failed start to docker's exit codes (125, or 126 and
+// 127 for a command that cannot be invoked or is not found).
+func startError(err error) error {
+	var ec ExitCoder
+	if errors.As(err, &ec) {
+		return err
+	}
+	return Exit(runner.StartErrorCode(err), err.Error())
 }
 
 // attachIO gives the container this process's streams; with -t on a
