@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"sort"
 	"strconv"
 	"strings"
@@ -560,9 +561,21 @@ func (a netAttacher) Attach(ctx context.Context, id, netnsPath string, o runner.
 	if o.Network != "" && o.Network != "default" {
 		nets = []string{o.Network}
 	}
+	var static map[string]string
+	if o.IP != "" {
+		if net.ParseIP(o.IP).To4() == nil {
+			return nil, fmt.Errorf("invalid --ip %q: give an IPv4 address", o.IP)
+		}
+		name := o.Network
+		if len(nets) == 0 {
+			name = network.DefaultNetwork
+		}
+		static = map[string]string{name: o.IP}
+	}
 	res, err := a.m.Attach(ctx, network.AttachOptions{
 		ContainerID: id, Name: o.Name, NetNSPath: netnsPath, Networks: nets, Aliases: o.Aliases,
-		Hostname: o.Hostname, Ports: ports, DNS: o.DNS, AddHosts: o.AddHosts,
+		Hostname: o.Hostname, Domainname: o.Domainname, Ports: ports, DNS: o.DNS, DNSSearch: o.DNSSearch,
+		DNSOptions: o.DNSOptions, StaticIPs: static, AddHosts: o.AddHosts,
 		HostsPath: o.HostsPath, ResolvConfPath: o.ResolvConfPath, HostnamePath: o.HostnamePath,
 	})
 	if err != nil {

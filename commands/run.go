@@ -53,6 +53,10 @@ func containerFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "publish-all", Aliases: []string{"P"}, Usage: "publish every exposed port on a random host port"},
 		&cli.StringSliceFlag{Name: "add-host", Usage: "add HOST:IP to /etc/hosts"},
 		&cli.StringSliceFlag{Name: "dns", Usage: "DNS server for the container"},
+		&cli.StringSliceFlag{Name: "dns-search", Usage: "DNS search domain for the container"},
+		&cli.StringSliceFlag{Name: "dns-option", Aliases: []string{"dns-opt"}, Usage: "DNS resolver option for the container (ndots:2, ...)"},
+		&cli.StringFlag{Name: "ip", Usage: "IPv4 address of the container on its network (e.g. 10.89.0.10)"},
+		&cli.StringSliceFlag{Name: "network-alias", Usage: "another DNS name of the container on its network"},
 		&cli.StringFlag{Name: "memory", Aliases: []string{"m"}, Usage: "memory limit (needs cgroup v2 delegation)"},
 		&cli.Float64Flag{Name: "cpus", Usage: "number of CPUs (needs cgroup v2 delegation)"},
 		&cli.Int64Flag{Name: "pids-limit", Usage: "process limit (needs cgroup v2 delegation)"},
@@ -86,7 +90,8 @@ func runOptions(c *cli.Context) (*runner.Options, error) {
 		Mounts: c.StringSlice("mount"), Ulimits: c.StringSlice("ulimit"), SecurityOpt: c.StringSlice("security-opt"),
 		StopSignal: c.String("stop-signal"), Init: c.Bool("init"), Network: c.String("network"),
 		Ports: c.StringSlice("publish"), PublishAll: c.Bool("publish-all"), AddHosts: c.StringSlice("add-host"),
-		DNS: c.StringSlice("dns"), CPUs: c.Float64("cpus"), PidsLimit: c.Int64("pids-limit"),
+		DNS: c.StringSlice("dns"), DNSSearch: c.StringSlice("dns-search"), DNSOptions: c.StringSlice("dns-option"),
+		IP: c.String("ip"), Aliases: c.StringSlice("network-alias"), CPUs: c.Float64("cpus"), PidsLimit: c.Int64("pids-limit"),
 		Remove: c.Bool("rm"),
 	}
 	if c.IsSet("entrypoint") {

@@ -52,6 +52,10 @@ type Options struct {
 	PublishAll  bool
 	AddHosts    []string
 	DNS         []string
+	DNSSearch   []string // --dns-search
+	DNSOptions  []string // --dns-option
+	IP          string   // --ip: a fixed address on the container's network
+	Aliases     []string // --network-alias
 
 	Memory    int64   // --memory bytes
 	CPUs      float64 // --cpus
@@ -99,6 +103,10 @@ type NetworkOptions struct {
 	Exposed    []string // the image's and --expose ports ("80/tcp")
 	AddHosts   []string // --add-host host:ip
 	DNS        []string // --dns
+	DNSSearch  []string // --dns-search
+	DNSOptions []string // --dns-option
+	Domainname string   // --domainname
+	IP         string   // --ip
 	// The container's /etc/hosts, /etc/resolv.conf and /etc/hostname on
 	// the host (already bind-mounted): the attacher rewrites them in place.
 	HostsPath, ResolvConfPath, HostnamePath string

@@ -632,6 +632,7 @@ func (r *Runtime) networkOptions(c *Container) NetworkOptions {
 	return NetworkOptions{
 		Network: o.Network, Name: c.Name, Hostname: strings.TrimSpace(string(hn)), Ports: o.Ports,
 		PublishAll: o.PublishAll, AddHosts: o.AddHosts, DNS: o.DNS, Exposed: c.Exposed,
+		DNSSearch: o.DNSSearch, DNSOptions: o.DNSOptions, Domainname: o.Domainname, IP: o.IP, Aliases: o.Aliases,
 		HostsPath: filepath.Join(c.Dir, "hosts"), ResolvConfPath: filepath.Join(c.Dir, "resolv.conf"),
 		HostnamePath: filepath.Join(c.Dir, "hostname"),
 	}
