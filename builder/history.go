@@ -172,3 +172,24 @@ func dirSize(p string) int64 {
 	})
 	return n
 }
+
+// CacheLayers are the layers the build cache refers to and those running
+// builds hold: `nook image prune` keeps them (docker leaves the build
+// cache to `builder prune`).
+func CacheLayers(s *store.Store) (map[string]bool, error) {
+	dir := StateDir(s)
+	entries, err := newCacheIndex(dir).entries()
+	if err != nil {
+		return nil, fmt.Errorf("reading the build cache: %w", err)
+	}
+	out := map[string]bool{}
+	for _, e := range entries {
+		if e.Layer != "" {
+			out[e.Layer] = true
+		}
+	}
+	for _, id := range (&leases{dir: filepath.Join(dir, "leases")}).held() {
+		out[id] = true
+	}
+	return out, nil
+}

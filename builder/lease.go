@@ -103,3 +103,32 @@ func (l *leases) sweep(st storage.Store) {
 		f.Close()
 	}
 }
+
+// held lists the layers of leases whose builds are running.
+func (l *leases) held() []string {
+	ents, err := os.ReadDir(l.dir)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, e := range ents {
+		if !strings.HasSuffix(e.Name(), ".lease") {
+			continue
+		}
+		p := filepath.Join(l.dir, e.Name())
+		f, err := os.Open(p)
+		if err != nil {
+			continue
+		}
+		if unix.Flock(int(f.Fd()), unix.LOCK_SH|unix.LOCK_NB) == nil {
+			f.Close() // its build is gone: sweep's business
+			continue
+		}
+		f.Close()
+		var d leaseData
+		if b, err := os.ReadFile(p); err == nil && json.Unmarshal(b, &d) == nil && d.Layer != "" {
+			out = append(out, d.Layer)
+		}
+	}
+	return out
+}

@@ -11,6 +11,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/urfave/cli/v2"
 
+	"github.com/nook-containers/nook/builder"
 	"github.com/nook-containers/nook/imagecfg"
 	"github.com/nook-containers/nook/store"
 )
@@ -203,7 +204,11 @@ func imagePruneCommand() *cli.Command {
 
 func pruneImages(c *cli.Context, all bool) error {
 	return withStore(c, func(s *store.Store) error {
-		res, err := s.PruneImages(all)
+		keep, err := builder.CacheLayers(s)
+		if err != nil {
+			return err
+		}
+		res, err := s.PruneImagesKeeping(all, keep)
 		if res != nil {
 			if len(res.Images) > 0 {
 				fmt.Fprintln(c.App.Writer, "Deleted Images:")

@@ -149,6 +149,13 @@ const orphanGrace = time.Minute
 // PruneImages removes dangling images (no names), or with all every image
 // no container uses, and then layers that no image or container reaches.
 func (s *Store) PruneImages(all bool) (*PruneResult, error) {
+	return s.PruneImagesKeeping(all, nil)
+}
+
+// PruneImagesKeeping is PruneImages that also keeps the layers in keep and
+// their parents (the build cache's layers: `image prune` leaves the build
+// cache to `builder prune`, as docker does).
+func (s *Store) PruneImagesKeeping(all bool, keep map[string]bool) (*PruneResult, error) {
 	res := &PruneResult{}
 	imgs, err := s.s.Images()
 	if err != nil {
@@ -175,7 +182,7 @@ func (s *Store) PruneImages(all bool) (*PruneResult, error) {
 		res.Images = append(res.Images, img.ID)
 		res.SpaceReclaimed += size
 	}
-	n, size, err := s.pruneOrphanLayers()
+	n, size, err := s.pruneOrphanLayers(keep)
 	res.Layers = n
 	res.SpaceReclaimed += size
 	return res, err
@@ -184,7 +191,7 @@ func (s *Store) PruneImages(all bool) (*PruneResult, error) {
 // pruneOrphanLayers deletes layers that no image or container reaches
 // (left by an import that was killed between storing its layer and
 // recording its image).
-func (s *Store) pruneOrphanLayers() ([]string, int64, error) {
+func (s *Store) pruneOrphanLayers(keep map[string]bool) ([]string, int64, error) {
 	layers, err := s.s.Layers()
 	if err != nil {
 		return nil, 0, err
@@ -220,6 +227,9 @@ func (s *Store) pruneOrphanLayers() ([]string, int64, error) {
 	}
 	for _, c := range cs {
 		mark(c.LayerID)
+	}
+	for id := range keep {
+		mark(id)
 	}
 	// Children before parents.
 	var removed []string
