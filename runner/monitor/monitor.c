@@ -864,43 +864,50 @@ static void loop(void)
 
 static long long num(const char *s) { return strtoll(s, NULL, 10); }
 
+// is_arg reports whether a is "key=..." and points *v at the value. The
+// arguments are left as they are: ps and /proc/PID/cmdline show them.
+static int is_arg(const char *a, const char *key, const char **v)
+{
+	size_t n = strlen(key);
+	if (strncmp(a, key, n) != 0 || a[n] != '=')
+		return 0;
+	*v = a + n + 1;
+	return 1;
+}
+
 static int parse_args(int argc, char **argv)
 {
 	cfg.log = "none";
 	cfg.log_files = 1;
 	for (int i = 1; i < argc; i++) {
-		char *a = argv[i], *v = strchr(a, '=');
+		const char *a = argv[i], *v;
 		if (strcmp(a, "--") == 0) {
 			cfg.helper = argv + i + 1;
 			cfg.nhelper = argc - i - 1;
 			break;
 		}
-		if (!v)
-			return -1;
-		*v++ = 0;
-		if (!strcmp(a, "dir")) cfg.dir = v;
-		else if (!strcmp(a, "id")) cfg.id = v;
-		else if (!strcmp(a, "generation")) cfg.generation = (long)num(v);
-		else if (!strcmp(a, "log")) cfg.log = v;
-		else if (!strcmp(a, "log-max-size")) cfg.log_max = num(v);
-		else if (!strcmp(a, "log-max-file")) cfg.log_files = (int)num(v);
-		else if (!strcmp(a, "restart")) {
-			char *c = strchr(v, ':');
-			if (c) {
-				*c = 0;
+		if (is_arg(a, "dir", &v)) cfg.dir = v;
+		else if (is_arg(a, "id", &v)) cfg.id = v;
+		else if (is_arg(a, "generation", &v)) cfg.generation = (long)num(v);
+		else if (is_arg(a, "log", &v)) cfg.log = v;
+		else if (is_arg(a, "log-max-size", &v)) cfg.log_max = num(v);
+		else if (is_arg(a, "log-max-file", &v)) cfg.log_files = (int)num(v);
+		else if (is_arg(a, "restart", &v)) {
+			const char *c = strchr(v, ':');
+			size_t n = c ? (size_t)(c - v) : strlen(v);
+			if (c)
 				cfg.retries = (int)num(c + 1);
-			}
-			cfg.policy = !strcmp(v, "always") ? POLICY_ALWAYS
-				     : !strcmp(v, "unless-stopped") ? POLICY_UNLESS_STOPPED
-				     : !strcmp(v, "on-failure") ? POLICY_ON_FAILURE : POLICY_NO;
-		} else if (!strcmp(a, "tty")) cfg.tty = num(v) != 0;
-		else if (!strcmp(a, "stdin")) cfg.stdin_open = num(v) != 0;
-		else if (!strcmp(a, "health-interval")) cfg.hc_interval = num(v);
-		else if (!strcmp(a, "health-start-period")) cfg.hc_start_period = num(v);
-		else if (!strcmp(a, "health-start-interval")) cfg.hc_start_interval = num(v);
-		else if (!strcmp(a, "cgroup")) cfg.cgroup = v;
-		else if (!strcmp(a, "netns")) cfg.netns = num(v) != 0;
-		else if (!strcmp(a, "holder")) cfg.holder = num(v) != 0;
+			cfg.policy = n == 6 && !strncmp(v, "always", n) ? POLICY_ALWAYS
+				     : n == 14 && !strncmp(v, "unless-stopped", n) ? POLICY_UNLESS_STOPPED
+				     : n == 10 && !strncmp(v, "on-failure", n) ? POLICY_ON_FAILURE : POLICY_NO;
+		} else if (is_arg(a, "tty", &v)) cfg.tty = num(v) != 0;
+		else if (is_arg(a, "stdin", &v)) cfg.stdin_open = num(v) != 0;
+		else if (is_arg(a, "netns", &v)) cfg.netns = num(v) != 0;
+		else if (is_arg(a, "holder", &v)) cfg.holder = num(v) != 0;
+		else if (is_arg(a, "health-interval", &v)) cfg.hc_interval = num(v);
+		else if (is_arg(a, "health-start-period", &v)) cfg.hc_start_period = num(v);
+		else if (is_arg(a, "health-start-interval", &v)) cfg.hc_start_interval = num(v);
+		else if (is_arg(a, "cgroup", &v)) cfg.cgroup = v;
 		else
 			return -1;
 	}
