@@ -492,7 +492,20 @@ func plumb(oh, ch *netlink.Handle, ctrNS netns.NsHandle, a attachment) (Endpoint
 		PeerHardwareAddr: mac,
 		PeerMTU:          uint32(n.MTU),
 	}
-	if err := oh.LinkAdd(veth); err != nil {
+	err = oh.LinkAdd(veth)
+	if errors.Is(err, unix.EEXIST) {
+		// The same container's previous namespace is gone and the kernel
+		// is still deleting its pair in the background (a restart right
+		// after a stop): the lease is this call's, so the old link is a
+		// leftover. Delete it and try once more.
+		if old, lerr := oh.LinkByName(l.HostVeth); lerr == nil {
+			if derr := oh.LinkDel(old); derr != nil && !errors.Is(derr, unix.ENODEV) {
+				return Endpoint{}, fmt.Errorf("removing the leftover %s: %w", l.HostVeth, derr)
+			}
+		}
+		err = oh.LinkAdd(veth)
+	}
+	if err != nil {
 		if errors.Is(err, unix.EEXIST) {
 			return Endpoint{}, fmt.Errorf("creating the veth pair for network %s: %s or %s already exists", n.Name, l.HostVeth, l.Interface)
 		}
