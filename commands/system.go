@@ -12,6 +12,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/nook-containers/nook/runner"
 	"github.com/nook-containers/nook/store"
 	"github.com/nook-containers/nook/userns"
 )
@@ -78,6 +79,17 @@ func systemReset(c *cli.Context) error {
 	}
 	s, err := store.Open(o)
 	if err == nil {
+		// Running containers and their monitors go first: their mounts
+		// would keep the store busy, their leases the network.
+		if rt, err := newRuntime(c, s, ""); err == nil {
+			if cs, err := rt.List(); err == nil {
+				for _, ctr := range cs {
+					if ctr.State.Active() {
+						_ = rt.Remove(c.Context, ctr, runner.RemoveOptions{Force: true})
+					}
+				}
+			}
+		}
 		// Unmounts every mounted layer and container before the files go.
 		_, _ = s.Storage().Shutdown(true)
 	}
