@@ -11,6 +11,7 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"golang.org/x/sys/unix"
 )
 
 // Health check statuses, as docker names them.
@@ -209,8 +210,16 @@ func (r *Runtime) Healthcheck(ctx context.Context, c *Container) error {
 	if err := readJSON(c.Dir, fileHealth, &rec); err != nil || rec.Generation != gen || !rec.RunStartedAt.Equal(runStarted) {
 		rec = healthRecord{Generation: gen, RunStartedAt: runStarted}
 	}
+	was := rec.Status
 	rec.Health = nextHealth(rec.Health, res, h, runStarted)
-	return writeJSON(c.Dir, fileHealth, &rec)
+	if err := writeJSON(c.Dir, fileHealth, &rec); err != nil {
+		return err
+	}
+	if (was == "" || was == HealthStarting) && rec.Status != HealthStarting && alive(c.State.Owner, c.State.OwnerStart) {
+		// The start interval ends with "starting" (see monitor.c).
+		_ = unix.Kill(c.State.Owner, unix.SIGUSR2)
+	}
+	return nil
 }
 
 // limitedBuffer keeps the first healthOutputMax bytes written to it (by

@@ -26,7 +26,8 @@
 //
 // Requests from other invocations: a file DIR/stopped (stop, kill) or
 // DIR/removing (rm -f) says the container must not be restarted; SIGUSR1
-// tells the monitor to look at them now.
+// tells the monitor to look at them now. SIGUSR2 from the health check
+// says the container is no longer "starting".
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -75,6 +76,7 @@ static pid_t init_pid, health_pid;
 static unsigned long long init_start;
 static struct timespec started_at, finished_at;
 static int exit_code, restart_count, holder_gone, stop_asked;
+static int health_settled;	// the health check left "starting" (SIGUSR2 from it)
 static long long backoff_ms;
 static char state_error[256];
 
@@ -636,10 +638,12 @@ static long long since_ms(const struct timespec *t)
 }
 
 // next_probe is the delay to the next health check: the start interval
-// while the start period lasts, the interval after.
+// while the start period lasts and the container is still "starting", the
+// interval after (docker's rule).
 static long long next_probe(void)
 {
-	if (cfg.hc_start_period > 0 && cfg.hc_start_interval > 0 && since_ms(&started_at) < cfg.hc_start_period)
+	if (!health_settled && cfg.hc_start_period > 0 && cfg.hc_start_interval > 0 &&
+	    since_ms(&started_at) < cfg.hc_start_period)
 		return cfg.hc_start_interval;
 	return cfg.hc_interval;
 }
@@ -755,6 +759,7 @@ static void restart_now(void)
 		stopped();
 		return;
 	}
+	health_settled = 0;
 	write_state("running");
 	if (cfg.hc_interval > 0)
 		arm(health_fd, next_probe());
@@ -791,6 +796,14 @@ static void signals(void)
 					on_exit_status(st);
 					stopped();
 				}
+			}
+			break;
+		case SIGUSR2:
+			// The health check left "starting": the start interval ends.
+			if (!health_settled && init_pid > 0) {
+				health_settled = 1;
+				if (cfg.hc_interval > 0)
+					arm(health_fd, next_probe());
 			}
 			break;
 		case SIGUSR1:
@@ -954,7 +967,7 @@ static void monitor_main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	sigset_t set;
 	sigemptyset(&set);
-	int sigs[] = {SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1};
+	int sigs[] = {SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
 	for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
 		sigaddset(&set, sigs[i]);
 	sigprocmask(SIG_BLOCK, &set, NULL);
