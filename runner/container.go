@@ -74,6 +74,10 @@ type State struct {
 	Detached     bool    `json:"detached,omitempty"`
 	RestartCount int     `json:"restartCount,omitempty"`
 	Health       *Health `json:"health,omitempty"`
+	// UserNS is the user namespace the run was started in (rootless: the
+	// holder's). A later invocation in another one (a new holder) cannot
+	// reach the container's mounts or network.
+	UserNS string `json:"userns,omitempty"`
 }
 
 // Running reports whether the state says running.
@@ -244,11 +248,14 @@ func reconcile(c *Container) {
 	pidAlive := s.Status == StatusRunning && alive(s.Pid, s.PidStart)
 	reason := ""
 	switch {
-	case pidAlive && !sameUserNS(s.Pid):
-		// The holder it ran in is gone: no later invocation can reach its
-		// mounts or network. Stop what can be stopped.
-		_ = unix.Kill(s.Pid, unix.SIGKILL)
+	case pidAlive && s.UserNS != "" && s.UserNS != userNS():
+		// The holder it ran in is gone (and its monitor, which would have
+		// stopped it): no later invocation can reach its mounts or
+		// network. Stop what can be stopped from here.
 		reason = "the user namespace holder stopped while the container ran"
+		if err := unix.Kill(s.Pid, unix.SIGKILL); err != nil && !errors.Is(err, unix.ESRCH) {
+			reason += fmt.Sprintf("; its processes are out of reach of the new holder: stop them from your shell with kill -9 %d", s.Pid)
+		}
 	case pidAlive:
 		return // running, whether or not its supervisor still watches
 	case alive(s.Owner, s.OwnerStart):
@@ -280,15 +287,10 @@ func reconcile(c *Container) {
 	})
 }
 
-// sameUserNS reports whether pid runs in this process's user namespace
-// (false only when both are known and differ).
-func sameUserNS(pid int) bool {
-	mine, err := os.Readlink("/proc/self/ns/user")
-	if err != nil {
-		return true
-	}
-	theirs, err := os.Readlink("/proc/" + strconv.Itoa(pid) + "/ns/user")
-	return err != nil || theirs == mine
+// userNS names this process's user namespace ("user:[INODE]").
+func userNS() string {
+	ns, _ := os.Readlink("/proc/self/ns/user")
+	return ns
 }
 
 // monitorRecord is monitor.json (written by runner/monitor/monitor.c).

@@ -90,6 +90,7 @@ func (r *Runtime) Start(ctx context.Context, c *Container) (err error) {
 	if err := updateState(c, func(s *State) {
 		s.Generation++
 		s.Detached = true
+		s.UserNS = userNS()
 		s.Error = ""
 		s.RestartCount = 0
 		s.Health = nil

@@ -524,7 +524,8 @@ func (r *Runtime) StartAttached(ctx context.Context, c *Container, stdio IO, sig
 	}
 	if err := updateState(c, func(s *State) {
 		*s = State{Status: StatusRunning, Pid: p.Pid, PidStart: procStart(p.Pid), Owner: os.Getpid(),
-			OwnerStart: procStart(os.Getpid()), StartedAt: p.Started.UTC(), Network: s.Network, Generation: s.Generation + 1}
+			OwnerStart: procStart(os.Getpid()), StartedAt: p.Started.UTC(), Network: s.Network, Generation: s.Generation + 1,
+			UserNS: userNS()}
 	}); err != nil {
 		_ = p.cmd.Process.Kill()
 	}
