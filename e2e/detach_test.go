@@ -211,7 +211,12 @@ func TestDetachLogs(t *testing.T) {
 	e.runD("--name", "quiet", "--log-driver", "none", "busybox", "echo", "hi")
 	e.Must("wait", "quiet")
 	e.Fails([]string{"does not support reading"}, "logs", "quiet")
-	e.Must("rm", "talk", "slow", "tty", "quiet")
+	// A foreground run is logged too.
+	e.mustCode(3, "run", "--name", "fg", "busybox", "sh", "-c", "echo a; echo b >&2; exit 3")
+	if r := e.Run("logs", "fg"); r.Stdout != "a\n" || r.Stderr != "b\n" {
+		t.Fatalf("logs of a foreground run: %q %q", r.Stdout, r.Stderr)
+	}
+	e.Must("rm", "talk", "slow", "tty", "quiet", "fg")
 	e.assertNoContainers()
 }
 

@@ -385,15 +385,24 @@ func (r *Runtime) StartAttached(ctx context.Context, c *Container, stdio IO, sig
 	closers = append(closers, devnull)
 	cs := initStdio{Stdin: devnull, Stdout: devnull, Stderr: devnull}
 	var copies []chan struct{}
-	copyOut := func(w io.Writer, rd *os.File) {
+	// The output is logged too (`nook logs`), unless --rm removes the
+	// container anyway.
+	var jl *jsonLog
+	if !o.Remove {
+		jl = openJSONLog(c)
+		defer jl.Close()
+	}
+	copyOut := func(w io.Writer, rd *os.File, stream string) {
 		done := make(chan struct{})
 		copies = append(copies, done)
+		if w == nil {
+			w = io.Discard
+		}
+		if jl != nil {
+			w = io.MultiWriter(jl.stream(stream), w)
+		}
 		go func() {
-			if w != nil {
-				_, _ = io.Copy(w, rd)
-			} else {
-				_, _ = io.Copy(io.Discard, rd)
-			}
+			_, _ = io.Copy(w, rd)
 			rd.Close()
 			close(done)
 		}()
@@ -418,8 +427,8 @@ func (r *Runtime) StartAttached(ctx context.Context, c *Container, stdio IO, sig
 		}
 		cs.Stdout, cs.Stderr = ow, ew
 		closers = append(closers, ow, ew)
-		copyOut(stdio.Stdout, or)
-		copyOut(stdio.Stderr, er)
+		copyOut(stdio.Stdout, or, "stdout")
+		copyOut(stdio.Stderr, er, "stderr")
 	}
 
 	var netns *os.File
@@ -500,7 +509,7 @@ func (r *Runtime) StartAttached(ctx context.Context, c *Container, stdio IO, sig
 			}
 			return fail(r.initFailure(p, err))
 		}
-		copyOut(stdio.Stdout, master)
+		copyOut(stdio.Stdout, master, "stdout")
 		if o.Interactive && stdio.Stdin != nil {
 			go func() { _, _ = io.Copy(master, stdio.Stdin) }()
 		}
