@@ -677,6 +677,10 @@ static void finish(void)
 {
 	if (stdin_w >= 0)
 		close(stdin_w);
+	// Let the network namespace die first: the kernel then removes the
+	// veth pair by itself, cheaper than the clean-up deleting it.
+	if (cfg.netns)
+		close(FD_NETNS);
 	if (!flag_file("removing") && cfg.nhelper > 0) {
 		// Release the network and the mounts (and --rm) through nook.
 		pid_t p = spawn_helper("container", "cleanup", cfg.id);
