@@ -711,7 +711,8 @@ func (r *Runtime) remove(ctx context.Context, c *Container, o RemoveOptions, wai
 	}
 	st := r.Store.Storage()
 	// DeleteContainer unmounts the layer first.
-	if err := st.DeleteContainer(c.ID); err != nil && !errors.Is(err, storage.ErrContainerUnknown) {
+	// (Its supervisor may have removed it meanwhile: a foreground --rm.)
+	if err := st.DeleteContainer(c.ID); err != nil && !errors.Is(err, storage.ErrContainerUnknown) && !errors.Is(err, storage.ErrNotAContainer) {
 		return fmt.Errorf("removing container %s: %w", c.Name, err)
 	}
 	if o.Volumes {
