@@ -22,40 +22,19 @@ func (e *Env) removeContainersAtEnd() {
 	})
 }
 
-// bgContainer starts `nook run --name NAME ARGS...` supervised by a nook
-// in the background, waits until it runs, and removes it when the test
-// ends.
+// bgContainer starts a detached container (`nook run -d --name NAME
+// ARGS...`), waits until it runs, and removes it when the test ends.
 func (e *Env) bgContainer(name string, args ...string) {
 	e.t.Helper()
-	cmd := exec.Command(nookBin, append([]string{"run", "--name", name}, args...)...)
-	cmd.Env = e.env
-	cmd.Dir = e.Dir
-	var out strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		e.t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	id := name
-	e.t.Cleanup(func() {
-		e.Run("rm", "-f", id) // by ID: the test may rename it
-		_ = cmd.Process.Kill()
-		<-done
-	})
+	id := strings.TrimSpace(e.Must(append([]string{"run", "-d", "--name", name}, args...)...))
+	e.t.Cleanup(func() { e.Run("rm", "-f", id) }) // by ID: the test may rename it
 	for i := 0; i < 400; i++ {
-		if r := e.Run("inspect", "--format", "{{.State.Status}} {{.ID}}", name); strings.HasPrefix(r.Stdout, "running ") {
-			id = strings.TrimSpace(strings.TrimPrefix(r.Stdout, "running "))
+		if r := e.Run("inspect", "--format", "{{.State.Status}}", id); strings.TrimSpace(r.Stdout) == "running" {
 			return
-		}
-		select {
-		case <-done:
-			e.t.Fatalf("container %s ended before it ran: %s", name, out.String())
-		default:
 		}
 		time.Sleep(25 * time.Millisecond)
 	}
-	e.t.Fatalf("container %s never ran: %s", name, out.String())
+	e.t.Fatalf("container %s never ran: %s", name, e.Run("logs", id).Stderr)
 }
 
 func TestExec(t *testing.T) {
