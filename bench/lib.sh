@@ -177,6 +177,7 @@ median() {
 #   ratio_le V  nook/ref median ratio at most V (times; 0.5 = twice as fast)
 #   rss_le V    nook's value (MiB) at most V
 #   count_ge V  nook's value (a count) at least V
+#   count_eq V  nook's value (a count) exactly V
 #   info        reported, no target
 #   na          not measurable yet (NOTE says why); NOOK_MS etc. empty
 #   error       nook failed (NOTE says how)
@@ -187,16 +188,17 @@ result() {
 		--arg kind "$kind" --arg value "$value" --arg note "$note" '
 	def num: if . == "" then null else tonumber end;
 	($nook | num) as $n | ($ref | num) as $r | ($value | num) as $v |
-	(if $n != null and $r != null and $r > 0 then $n / $r else null end) as $ratio |
+	(if $n != null and $r != null and $r > 0 and ($kind | startswith("count_") | not) then $n / $r else null end) as $ratio |
 	{
 	  case: $id, issue: ($issue | num), what: $what,
 	  nook: $n, reference: (if $reflabel == "" then null else $reflabel end), reference_value: $r,
 	  ratio: $ratio, target_kind: $kind, target_value: $v,
-	  unit: (if $kind == "rss_le" then "MiB" elif $kind == "count_ge" then "" else "ms" end),
+	  unit: (if $kind == "rss_le" then "MiB" elif ($kind | startswith("count_")) then "" else "ms" end),
 	  target: (if $kind == "abs_lt" then "< \($value) ms"
 	    elif $kind == "ratio_le" then "ratio <= \($value)"
 	    elif $kind == "rss_le" then "<= \($value) MiB"
 	    elif $kind == "count_ge" then ">= \($value)"
+	    elif $kind == "count_eq" then "= \($value)"
 	    else "-" end),
 	  status: (if $kind == "na" then "N/A"
 	    elif $kind == "error" then "ERROR"
@@ -205,6 +207,7 @@ result() {
 	    elif $kind == "abs_lt" then (if $n < $v then "PASS" else "FAIL" end)
 	    elif $kind == "rss_le" then (if $n <= $v then "PASS" else "FAIL" end)
 	    elif $kind == "count_ge" then (if $n >= $v then "PASS" else "FAIL" end)
+	    elif $kind == "count_eq" then (if $n == $v then "PASS" else "FAIL" end)
 	    elif $kind == "ratio_le" then
 	      (if $ratio == null then "no-ref" elif $ratio <= $v then "PASS" else "FAIL" end)
 	    else "?" end),

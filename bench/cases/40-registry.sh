@@ -79,12 +79,16 @@ case_push() {
 		$P rmi -f bench-rand >/dev/null 2>&1
 		$P import "$t" bench-rand >/dev/null 2>&1 || note "podman import of the random layer failed"
 	fi
-	local wipe="$WIPE $W/registry/data/docker"
+	local wipe="$WIPE $W/registry/data/docker" digest
+	digest=sha256:$(sha256sum "$t" | cut -d' ' -f1)
 	hf_add nook "$wipe" "$NOOK push --tls-verify=false bench-rand $REG/bench/rand:nook"
 	[[ $HAVE_PODMAN == 1 ]] && hf_add podman "$wipe" "$P push --tls-verify=false bench-rand $REG/bench/rand:podman"
+	# The floor: the same bytes as one blob upload with curl, no tool.
+	hf_add "curl upload" "$wipe" "$U upload $REG bench/raw $t $digest"
 	hf_run push --runs $((QUICK ? 2 : 6)) --rounds 6 --warmup 0
 	row push "push 100 MiB fresh layer (>= 2x podman)" nook podman ratio_le 0.5 \
-		"$(throughput_note push $((100 * MIB)) nook podman)"
+		"$(throughput_note push $((100 * MIB)) nook podman "curl upload")"
+	row push "push 100 MiB vs a bare blob upload (curl)" nook "curl upload" info ""
 }
 
 bench_case push-again 5 "second push of the same image"
@@ -131,8 +135,14 @@ pull_case() {
 	local ref=$REG/bench/$name:1
 	hf_add nook "$U nook-rmi $NOOK $ref" "$NOOK pull -q --tls-verify=false $ref"
 	[[ $HAVE_PODMAN == 1 ]] && hf_add podman "$U podman-rmi $P $ref" "$P pull -q --tls-verify=false $ref"
+	# The floor: downloading the layer blob with curl, storing nothing.
+	local blob
+	blob=$(curl -sf -H 'Accept: application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json' \
+		"http://$REG/v2/bench/$name/manifests/1" | jq -r '.layers[0].digest // empty')
+	[[ -n $blob ]] && hf_add "curl download" "" "curl -sf -o /dev/null http://$REG/v2/bench/$name/blobs/$blob"
 	hf_run "$id" --runs $((QUICK ? 2 : 5)) --rounds 5 --warmup 0
-	row "$id" "$what" nook podman "$kind" "$value" "$(throughput_note "$id" "$bytes" nook podman)"
+	row "$id" "$what" nook podman "$kind" "$value" "$(throughput_note "$id" "$bytes" nook podman "curl download")"
+	[[ -n $blob ]] && row "$id" "${what%% (*} vs downloading the blob (curl)" nook "curl download" info ""
 }
 
 bench_case pull 5 "pull of the 100 MiB random-layer image into an empty store"
