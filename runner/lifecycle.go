@@ -43,7 +43,7 @@ func ParseSignal(s string) (unix.Signal, error) {
 	return 0, fmt.Errorf("invalid signal %q", s)
 }
 
-// touch creates a flag file for the monitor and tells it to look.
+// flag creates a flag file for the monitor and tells it to look.
 func (r *Runtime) flag(c *Container, name string) {
 	if f, err := os.OpenFile(filepath.Join(c.Dir, name), os.O_CREATE|os.O_WRONLY, 0o600); err == nil {
 		f.Close()
