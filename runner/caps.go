@@ -60,7 +60,7 @@ func normalizeCap(s string) (string, error) {
 func Capabilities(adds, drops []string, privileged bool) ([]string, error) {
 	base := DefaultCaps
 	if privileged {
-		base = AllCaps()
+		base = availableCaps()
 	}
 	set := map[string]bool{}
 	for _, c := range base {
@@ -87,7 +87,7 @@ func Capabilities(adds, drops []string, privileged bool) ([]string, error) {
 	switch {
 	case containsString(add, "ALL"):
 		set = map[string]bool{}
-		for _, c := range AllCaps() {
+		for _, c := range availableCaps() {
 			if !containsString(drop, c) {
 				set[c] = true
 			}

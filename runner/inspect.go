@@ -14,7 +14,7 @@ import (
 // scripts read), plus OCIConfig: the runtime-spec document the container
 // runs with.
 type Inspect struct {
-	ID              string             `json:"Id"`
+	Id              string             //nolint:revive // docker's name: templates say {{.Id}}
 	Created         time.Time          `json:"Created"`
 	Path            string             `json:"Path"`
 	Args            []string           `json:"Args"`
@@ -135,7 +135,7 @@ func (r *Runtime) InspectDoc(c *Container) *Inspect {
 	s, _ := c.Spec()
 	o := c.Options
 	d := &Inspect{
-		ID: c.ID, Created: c.Created, Image: "sha256:" + c.ImageID, Name: "/" + c.Name,
+		Id: c.ID, Created: c.Created, Image: "sha256:" + c.ImageID, Name: "/" + c.Name,
 		Driver: r.Store.Driver(), Platform: "linux",
 		ResolvConfPath: path.Join(c.Dir, "resolv.conf"), HostnamePath: path.Join(c.Dir, "hostname"), HostsPath: path.Join(c.Dir, "hosts"),
 		State: InspectState{
