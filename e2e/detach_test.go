@@ -575,7 +575,7 @@ func TestDetachMonitorKilled(t *testing.T) {
 	if err := syscall.Kill(e.monitorPID("orphan2"), syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	id2 := e.inspectF("orphan2", "{{.ID}}")
+	id2 := e.inspectF("orphan2", "{{.Id}}")
 	e.Must("rm", "-f", "orphan", "orphan2")
 	e.assertReleased("31420", []string{id, id2}, []int{port})
 }
@@ -662,7 +662,7 @@ func TestDetachPublish(t *testing.T) {
 	if got := e.inspectF("web2", "{{.State.Status}} {{.State.ExitCode}}"); got != "exited 125" {
 		t.Fatalf("web2: %q", got)
 	}
-	id2 := e.inspectF("web2", "{{.ID}}")
+	id2 := e.inspectF("web2", "{{.Id}}")
 	leases := e.Must("network", "inspect", "nook", "--format", `{{range $id, $e := .Containers}}{{$id}} {{end}}`)
 	if strings.Contains(leases, id2) || !strings.Contains(leases, id) {
 		t.Fatalf("leases after the failed start: %s", leases)
