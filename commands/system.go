@@ -1,9 +1,13 @@
 package commands
 
 import (
+	"sort"
+
 	"bufio"
 	"errors"
 	"fmt"
+	"github.com/moby/sys/mountinfo"
+	"golang.org/x/sys/unix"
 	"os"
 	"path/filepath"
 	"strings"
@@ -84,14 +88,17 @@ func systemReset(c *cli.Context) error {
 		if rt, err := newRuntime(c, s, ""); err == nil {
 			if cs, err := rt.List(); err == nil {
 				for _, ctr := range cs {
-					if ctr.State.Active() {
-						_ = rt.Remove(c.Context, ctr, runner.RemoveOptions{Force: true})
-					}
+					_ = rt.Remove(c.Context, ctr, runner.RemoveOptions{Force: true})
 				}
 			}
 		}
 		// Unmounts every mounted layer and container before the files go.
 		_, _ = s.Storage().Shutdown(true)
+	}
+	// Whatever is still mounted below the store (a layer of a container
+	// whose record was lost, the driver's own private mount) goes too.
+	for _, dir := range []string{o.Root, o.RunRoot} {
+		unmountUnder(dir)
 	}
 	for _, dir := range []string{o.Root, o.RunRoot} {
 		if err := removeAllRetry(dir); err != nil {
@@ -197,4 +204,16 @@ func reclaimable(r, total int64) string {
 		return humanSize(r)
 	}
 	return fmt.Sprintf("%s (%d%%)", humanSize(r), r*100/total)
+}
+
+// unmountUnder detaches every mount at or below dir, deepest first.
+func unmountUnder(dir string) {
+	mounts, err := mountinfo.GetMounts(mountinfo.PrefixFilter(filepath.Clean(dir)))
+	if err != nil {
+		return
+	}
+	sort.Slice(mounts, func(i, j int) bool { return len(mounts[i].Mountpoint) > len(mounts[j].Mountpoint) })
+	for _, m := range mounts {
+		_ = unix.Unmount(m.Mountpoint, unix.MNT_DETACH)
+	}
 }
