@@ -314,6 +314,13 @@ func normalizeTar(r io.Reader, w io.Writer, epoch *time.Time) error {
 				delete(h.PAXRecords, k)
 			}
 		}
+		// The tar writer writes h.Xattrs back into PAX records: drop the
+		// overlay's own attributes there too.
+		for k := range h.Xattrs { //nolint:staticcheck // the reader fills both
+			if strings.HasPrefix(k, "trusted.overlay.") || strings.HasPrefix(k, "user.overlay.") {
+				delete(h.Xattrs, k) //nolint:staticcheck
+			}
+		}
 		h.Format = tar.FormatPAX
 		if err := tw.WriteHeader(h); err != nil {
 			return err
