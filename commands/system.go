@@ -16,6 +16,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/nook-containers/nook/builder"
+	"github.com/nook-containers/nook/network"
 	"github.com/nook-containers/nook/runner"
 	"github.com/nook-containers/nook/store"
 	"github.com/nook-containers/nook/userns"
@@ -35,18 +37,21 @@ func systemCommand() *cli.Command {
 			},
 			{
 				Name:      "prune",
-				Usage:     "remove dangling images and orphan layers (with -a: every unused image)",
-				UsageText: "nook system prune [-a] [-f]",
+				Usage:     "remove stopped containers, unused networks, dangling images and the build cache",
+				UsageText: "nook system prune [-a] [--volumes] [-f]",
+				Description: `As docker: stopped containers, networks no container uses, dangling images
+and the build cache; with -a every image no container uses; with --volumes
+also anonymous volumes no container uses.
+
+Examples:
+  nook system prune -f
+  nook system prune -a --volumes -f`,
 				Flags: []cli.Flag{
-					&cli.BoolFlag{Name: "all", Aliases: []string{"a"}, Usage: "remove every image no container uses"},
+					&cli.BoolFlag{Name: "all", Aliases: []string{"a"}, Usage: "remove every image no container uses, not only dangling ones"},
+					&cli.BoolFlag{Name: "volumes", Usage: "also remove anonymous volumes no container uses"},
 					&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "do not ask for confirmation"},
 				},
-				Action: func(c *cli.Context) error {
-					if !c.Bool("force") && !confirm(c, "WARNING! This will remove all dangling images.") {
-						return nil
-					}
-					return pruneImages(c, c.Bool("all"))
-				},
+				Action: systemPrune,
 			},
 			{
 				Name:      "reset",
@@ -216,4 +221,92 @@ func unmountUnder(dir string) {
 	for _, m := range mounts {
 		_ = unix.Unmount(m.Mountpoint, unix.MNT_DETACH)
 	}
+}
+
+func systemPrune(c *cli.Context) error {
+	what := "  - all stopped containers\n  - all networks not used by at least one container\n"
+	if c.Bool("volumes") {
+		what += "  - all anonymous volumes not used by at least one container\n"
+	}
+	if c.Bool("all") {
+		what += "  - all images without at least one container associated to them\n"
+	} else {
+		what += "  - all dangling images\n"
+	}
+	what += "  - all build cache"
+	if !c.Bool("force") && !confirm(c, "WARNING! This will remove:\n"+what) {
+		return nil
+	}
+	w := c.App.Writer
+	err := withStore(c, func(s *store.Store) error {
+		rt, err := newRuntime(c, s, "")
+		if err != nil {
+			return err
+		}
+		cs, err := rt.List()
+		if err != nil {
+			return err
+		}
+		var deleted []string
+		for _, ctr := range cs {
+			if ctr.State.Active() {
+				continue
+			}
+			if err := rt.Remove(c.Context, ctr, runner.RemoveOptions{}); err != nil {
+				return fmt.Errorf("removing container %s: %w", ctr.Name, err)
+			}
+			deleted = append(deleted, ctr.ID)
+		}
+		if len(deleted) > 0 {
+			fmt.Fprintln(w, "Deleted Containers:")
+			for _, id := range deleted {
+				fmt.Fprintln(w, id)
+			}
+			fmt.Fprintln(w)
+		}
+		if c.Bool("volumes") {
+			names, err := rt.VolumePrune(false)
+			if err != nil {
+				return err
+			}
+			if len(names) > 0 {
+				fmt.Fprintln(w, "Deleted Volumes:")
+				for _, n := range names {
+					fmt.Fprintln(w, n)
+				}
+				fmt.Fprintln(w)
+			}
+		}
+		rep, err := builder.Prune(s)
+		if err != nil {
+			return err
+		}
+		res, err := s.PruneImages(c.Bool("all"))
+		if res != nil {
+			if len(res.Images) > 0 {
+				fmt.Fprintln(w, "Deleted Images:")
+				for _, id := range res.Images {
+					fmt.Fprintln(w, "deleted: sha256:"+id)
+				}
+				fmt.Fprintln(w)
+			}
+			fmt.Fprintf(w, "Total reclaimed space: %s\n", humanSize(res.SpaceReclaimed+rep.SpaceReclaimed))
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	m, err := networkManager(c)
+	if err != nil {
+		return err
+	}
+	removed, err := m.Prune(c.Context, func(*network.Network) bool { return true })
+	if len(removed) > 0 {
+		fmt.Fprintln(w, "Deleted Networks:")
+		for _, r := range removed {
+			fmt.Fprintln(w, r)
+		}
+	}
+	return err
 }
