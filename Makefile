@@ -57,7 +57,7 @@ test-race: $(PREREQS)
 	$(MAKE) --no-print-directory e2e-bin
 	hack/e2e.sh
 
-## demo: make a busybox image, list and inspect it (as root: set up, then run as TEST_USER)
+## demo: the main job end to end: image, build, run with a published port, push and pull through a local registry (as root: set up, then run as TEST_USER)
 demo: $(PREREQS) build
 	hack/demo.sh
 

@@ -4,9 +4,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"reflect"
 	"strings"
 	"text/tabwriter"
 	"text/template"
+	"unicode"
 
 	"github.com/urfave/cli/v2"
 )
@@ -74,6 +76,13 @@ func printFormatted(c *cli.Context, format string, items []any) error {
 	if table {
 		tw = tabwriter.NewWriter(w, 0, 8, 3, ' ', 0)
 		out = tw
+		if len(items) > 0 {
+			// As docker: the header row is the template run over a map
+			// from each field name to its column title.
+			if err := tmpl.Execute(out, tableHeaders(items[0])); err == nil {
+				fmt.Fprintln(out)
+			}
+		}
 	}
 	for _, it := range items {
 		if err := tmpl.Execute(out, it); err != nil {
@@ -104,4 +113,66 @@ func printJSON(w io.Writer, v any) error {
 	}
 	_, err = fmt.Fprintln(w, string(b))
 	return err
+}
+
+// headerTitles are docker's column titles where they are not simply the
+// field name in capitals with spaces between words.
+var headerTitles = map[string]string{
+	"CreatedSince": "CREATED",
+	"RunningFor":   "CREATED",
+	"CreatedAt":    "CREATED AT",
+	"LocalVolumes": "LOCAL VOLUMES",
+	"TotalCount":   "TOTAL",
+	"Names":        "NAMES",
+	"Repository":   "REPOSITORY",
+}
+
+// idTitles name the ID column by the kind of object listed.
+var idTitles = map[string]string{
+	"ImageRow": "IMAGE ID",
+}
+
+// tableHeaders maps every field of item (a struct or pointer to one) to
+// its column title.
+func tableHeaders(item any) map[string]string {
+	v := reflect.Indirect(reflect.ValueOf(item))
+	out := map[string]string{}
+	if v.Kind() != reflect.Struct {
+		return out
+	}
+	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		title, ok := headerTitles[f.Name]
+		if !ok {
+			title = camelTitle(f.Name)
+		}
+		if f.Name == "ID" {
+			title = "ID"
+			if id, ok := idTitles[t.Name()]; ok {
+				title = id
+			} else if strings.Contains(strings.ToLower(t.Name()), "container") || strings.Contains(strings.ToLower(t.Name()), "ps") {
+				title = "CONTAINER ID"
+			} else if strings.Contains(strings.ToLower(t.Name()), "network") {
+				title = "NETWORK ID"
+			}
+		}
+		out[f.Name] = title
+	}
+	return out
+}
+
+// camelTitle turns "MountPoint" into "MOUNT POINT".
+func camelTitle(name string) string {
+	var b strings.Builder
+	for i, r := range name {
+		if i > 0 && unicode.IsUpper(r) && !unicode.IsUpper(rune(name[i-1])) {
+			b.WriteByte(' ')
+		}
+		b.WriteRune(unicode.ToUpper(r))
+	}
+	return b.String()
 }
