@@ -40,7 +40,7 @@ func (e *Env) eventually(d time.Duration, what string, cond func() bool) {
 	deadline := time.Now().Add(d)
 	for !cond() {
 		if time.Now().After(deadline) {
-			e.t.Fatalf("after %s: %s", d, what)
+			e.t.Fatalf("after %s: %s\nps -a:\n%s", d, what, e.Run("ps", "-a", "--no-trunc").Stdout)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -467,9 +467,14 @@ func TestDetachStopKillWait(t *testing.T) {
 	e.Fails([]string{"no such container: ghost"}, "stop", "ghost")
 	// restart of an exited and of a running container.
 	id := e.runD("--name", "again", "busybox", "sh", "-c", "echo started; sleep 31418")
+	e.eventually(5*time.Second, "no first start in the log", func() bool { return e.Must("logs", "again") == "started\n" })
 	e.Must("restart", "-t", "0", "again")
 	e.waitStatus("again", "running", 5*time.Second)
-	e.eventually(5*time.Second, "no second start in the log", func() bool { return e.Must("logs", "again") == "started\nstarted\n" })
+	var logs string
+	e.eventually(5*time.Second, "no second start in the log", func() bool {
+		logs = e.Must("logs", "again")
+		return logs == "started\nstarted\n"
+	})
 	if got := e.Must("ps", "-q", "--no-trunc", "--filter", "name=again"); got != id+"\n" {
 		t.Fatalf("ps after restart: %q", got)
 	}
