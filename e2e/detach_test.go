@@ -57,6 +57,14 @@ func (e *Env) waitStatus(name, want string, d time.Duration) {
 	})
 }
 
+// waitReady waits until a container has logged "ready".
+func (e *Env) waitReady(name string) {
+	e.t.Helper()
+	e.eventually(10*time.Second, name+" never said ready", func() bool {
+		return strings.Contains(e.Must("logs", name), "ready\n")
+	})
+}
+
 // ctrDir is the directory with a container's records.
 func (e *Env) ctrDir(name string) string {
 	e.t.Helper()
@@ -422,8 +430,8 @@ func TestDetachStopKillWait(t *testing.T) {
 	}
 	// A container that handles SIGTERM stops at once with its own code;
 	// --stop-timeout and --stop-signal come from run.
-	e.runD("--name", "polite", "--stop-timeout", "30", "busybox", "sh", "-c", `trap "exit 42" TERM; while true; do sleep 0.1; done`)
-	time.Sleep(300 * time.Millisecond)
+	e.runD("--name", "polite", "--stop-timeout", "30", "busybox", "sh", "-c", `trap "exit 42" TERM; echo ready; while true; do sleep 0.1; done`)
+	e.waitReady("polite")
 	start = time.Now()
 	e.Must("stop", "polite")
 	if d := time.Since(start); d > 5*time.Second {
@@ -432,8 +440,8 @@ func TestDetachStopKillWait(t *testing.T) {
 	if got := e.inspectF("polite", "{{.State.ExitCode}}"); got != "42" {
 		t.Fatalf("exit code after TERM: %s", got)
 	}
-	e.runD("--name", "usr", "--stop-signal", "USR1", "--stop-timeout", "1", "busybox", "sh", "-c", `trap "exit 7" USR1; while true; do sleep 0.1; done`)
-	time.Sleep(300 * time.Millisecond)
+	e.runD("--name", "usr", "--stop-signal", "USR1", "--stop-timeout", "1", "busybox", "sh", "-c", `trap "exit 7" USR1; echo ready; while true; do sleep 0.1; done`)
+	e.waitReady("usr")
 	e.Must("stop", "usr")
 	if got := e.inspectF("usr", "{{.State.ExitCode}} {{.Config.StopSignal}}"); got != "7 USR1" {
 		t.Fatalf("--stop-signal: %q", got)
@@ -454,10 +462,10 @@ func TestDetachStopKillWait(t *testing.T) {
 		t.Fatalf("wait: %q", out)
 	}
 	// kill -s USR1 reaches the process; kill of a stopped container fails.
-	e.runD("--name", "sig", "busybox", "sh", "-c", `trap "echo got usr1" USR1; while true; do sleep 0.1; done`)
-	time.Sleep(300 * time.Millisecond)
+	e.runD("--name", "sig", "busybox", "sh", "-c", `trap "echo got usr1" USR1; echo ready; while true; do sleep 0.1; done`)
+	e.waitReady("sig")
 	e.Must("kill", "-s", "USR1", "sig")
-	e.eventually(5*time.Second, "USR1 never arrived", func() bool { return e.Must("logs", "sig") == "got usr1\n" })
+	e.eventually(5*time.Second, "USR1 never arrived", func() bool { return e.Must("logs", "sig") == "ready\ngot usr1\n" })
 	if got := e.inspectF("sig", "{{.State.Status}}"); got != "running" {
 		t.Fatalf("after USR1: %s", got)
 	}
