@@ -237,6 +237,7 @@ report() {
 	local json=$1
 	say ""
 	say "nook benchmarks, $(date -u +%Y-%m-%dT%H:%MZ), $(jq -r .nook_version "$json"), podman: $(jq -r '.podman_version // .podman_note' "$json")$([[ $QUICK == 1 ]] && printf ' (BENCH_QUICK: smoke run, few samples)')"
+	say "load average at start and end: $(jq -r '.loadavg_start + " / " + .loadavg_end' "$json")"
 	say "ratio = nook median / reference median (time; < 1 means nook is faster)"
 	say ""
 	jq -r '
@@ -284,6 +285,13 @@ row() {
 		local rnote
 		rnote=$(ref_note "$rn")
 		[[ -n $rnote ]] && note=${note:+$note; }$rnote
+	fi
+	if [[ $kind == abs_lt ]]; then
+		# An absolute target on a shared machine: the fastest run tells a
+		# busy moment from a slow nook.
+		local fastest
+		fastest=$(jq -r --arg n "$nn" '.results[] | select(.command == $n) | .min * 1000 | . * 10 | round / 10' "$RAW/$hfid.json")
+		note="fastest run ${fastest} ms${note:+; $note}"
 	fi
 	result "$CUR_CASE" "$what" "$n" "$rn" "$r" "$kind" "$value" "$note"
 }

@@ -237,6 +237,8 @@ measure_main() {
 		# shellcheck source=/dev/null
 		. "$f"
 	done
+	local load_start
+	load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 	say "preparing inputs in $W/inputs"
 	make_inputs
 
@@ -261,10 +263,12 @@ measure_main() {
 	jq -s --arg date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" --arg nook "$nook_version" \
 		--argjson podman "$podman_version" --arg why "$PODMAN_WHY" --arg commit "${BENCH_SOURCE_COMMIT:-}" \
 		--arg user "$(id -un)" --arg quick "$QUICK" --arg runs "$RUNS" \
-		--arg host "$(uname -r), $(nproc) cores" '{
+		--arg host "$(uname -r), $(nproc) cores" \
+		--arg load_start "$load_start" --arg load_end "$(cut -d' ' -f1-3 /proc/loadavg)" '{
 		date: $date, nook_version: $nook, podman_version: $podman,
 		podman_note: (if $podman == null then $why else null end), commit: $commit,
 		user: $user, quick: ($quick == "1"), runs: ($runs | tonumber), host: $host,
+		loadavg_start: $load_start, loadavg_end: $load_end,
 		rows: .
 	}' "$ROWS" >"$out"
 	report "$out"
