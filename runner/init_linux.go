@@ -101,23 +101,30 @@ func closeStrayFDs() {
 }
 
 func readConfig() (*initConfig, *os.File, error) {
+	var ic initConfig
+	f, err := readFramedJSON("container", 64<<20, &ic)
+	return &ic, f, err
+}
+
+// readFramedJSON reads the configuration the parent writes on the config
+// pipe: a little-endian uint32 length, then that much JSON.
+func readFramedJSON(what string, limit uint32, v any) (*os.File, error) {
 	f := os.NewFile(fdConfig, "config")
 	var n uint32
 	if err := binary.Read(f, binary.LittleEndian, &n); err != nil {
-		return nil, nil, fmt.Errorf("reading the container configuration: %w", err)
+		return nil, fmt.Errorf("reading the %s configuration: %w", what, err)
 	}
-	if n > 64<<20 {
-		return nil, nil, errors.New("container configuration too large")
+	if n > limit {
+		return nil, fmt.Errorf("%s configuration too large", what)
 	}
 	b := make([]byte, n)
 	if _, err := io.ReadFull(f, b); err != nil {
-		return nil, nil, fmt.Errorf("reading the container configuration: %w", err)
+		return nil, fmt.Errorf("reading the %s configuration: %w", what, err)
 	}
-	var ic initConfig
-	if err := json.Unmarshal(b, &ic); err != nil {
-		return nil, nil, fmt.Errorf("decoding the container configuration: %w", err)
+	if err := json.Unmarshal(b, v); err != nil {
+		return nil, fmt.Errorf("decoding the %s configuration: %w", what, err)
 	}
-	return &ic, f, nil
+	return f, nil
 }
 
 func containerInit() error {

@@ -592,23 +592,9 @@ func execMain() {
 }
 
 func readExecConfig() (*execConfig, *os.File, error) {
-	f := os.NewFile(fdConfig, "config")
-	var n uint32
-	if err := binary.Read(f, binary.LittleEndian, &n); err != nil {
-		return nil, nil, fmt.Errorf("reading the exec configuration: %w", err)
-	}
-	if n > 16<<20 {
-		return nil, nil, errors.New("exec configuration too large")
-	}
-	b := make([]byte, n)
-	if _, err := io.ReadFull(f, b); err != nil {
-		return nil, nil, fmt.Errorf("reading the exec configuration: %w", err)
-	}
 	var ec execConfig
-	if err := json.Unmarshal(b, &ec); err != nil {
-		return nil, nil, fmt.Errorf("decoding the exec configuration: %w", err)
-	}
-	return &ec, f, nil
+	f, err := readFramedJSON("exec", 16<<20, &ec)
+	return &ec, f, err
 }
 
 func execInContainer() error {
