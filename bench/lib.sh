@@ -43,8 +43,12 @@ nook_has() { "$NOOK" "$@" --help >/dev/null 2>&1; }
 # line is just "$NOOK ...") and sets P to podman with --root and --runroot.
 use_store() {
 	export NOOK_ROOT=$W/stores/nook-$1
-	P="podman --root $W/stores/podman-$1 --runroot $W/stores/podman-$1.run"
+	P="podman --root $W/stores/podman-$1 --runroot $(podman_runroot "$1")"
 }
+
+# podman_runroot NAME: podman's run root for store NAME. podman refuses one
+# longer than 50 characters, so it lives in a short directory of its own.
+podman_runroot() { printf '/tmp/nook-bench-%s/%s' "$(id -u)" "$1"; }
 
 # ---------------------------------------------------------------- hyperfine
 

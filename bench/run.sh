@@ -202,6 +202,7 @@ measure_main() {
 	LOG=$W/results/hyperfine.log
 	U="bash $BENCH_SRC/util.sh"
 	mkdir -p "$RAW" "$W/stores" "$W/inputs"
+	install -d -m 700 "$(dirname "$(podman_runroot x)")"
 	rm -f "$RAW"/*.json "$ROWS" "$LOG"
 	: >"$ROWS"
 	# A private runtime directory: this run's nook holder and podman pause
@@ -291,9 +292,11 @@ cleanup_stores() {
 	$U stop-nook
 	if [[ $HAVE_PODMAN == 1 ]]; then
 		for s in "$W"/stores/podman-*; do
-			[[ -d $s && $s != *.run ]] || continue
-			podman --root "$s" --runroot "$s.run" system reset -f >/dev/null 2>&1 || true
-			podman unshare rm -rf "$s" "$s.run" 2>/dev/null || true
+			[[ -d $s ]] || continue
+			local rr
+			rr=$(podman_runroot "${s##*/podman-}")
+			podman --root "$s" --runroot "$rr" system reset -f >/dev/null 2>&1 || true
+			podman unshare rm -rf "$s" "$rr" 2>/dev/null || true
 		done
 		$U stop-podman
 	fi

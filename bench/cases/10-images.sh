@@ -6,7 +6,7 @@ case_join() {
 	use_store empty
 	hf_add nook "" "$NOOK images"
 	[[ $HAVE_PODMAN == 1 ]] && hf_add podman "" "$P images"
-	hf_run join --runs $((QUICK ? 10 : 40)) --warmup 5
+	hf_run join --runs $((QUICK ? 10 : 40)) --rounds 4 --warmup 5
 	row join "images, empty store, holder running" nook podman abs_lt 15
 }
 
@@ -77,6 +77,6 @@ case_images50() {
 	fi
 	hf_add nook "" "$NOOK images"
 	[[ $HAVE_PODMAN == 1 ]] && hf_add podman "" "$P images"
-	hf_run images50 --runs $((QUICK ? 5 : 30)) --warmup 3
+	hf_run images50 --runs $((QUICK ? 5 : 30)) --rounds 3 --warmup 3
 	row images50 "images, 50 images" nook podman info ""
 }

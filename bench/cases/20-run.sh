@@ -22,7 +22,7 @@ case_run() {
 	[[ $HAVE_PODMAN == 1 ]] && hf_add podman "" "$P run --rm busybox true"
 	# The floor: a bare user+mount+pid namespace with no image at all.
 	hf_add floor "" "unshare -U -r -m -p -f true"
-	hf_run run --runs $((QUICK ? 3 : 20)) --warmup 2
+	hf_run run --runs $((QUICK ? 3 : 20)) --rounds 4 --warmup 2
 	row run "run --rm busybox true" nook podman ratio_le 0.125
 	row run "run --rm busybox true vs the floor (unshare)" nook floor info ""
 }
@@ -32,7 +32,7 @@ case_run_nonet() {
 	run_ready "run --rm --network none busybox true" || return 0
 	hf_add nook "" "$NOOK run --rm --network none busybox true"
 	[[ $HAVE_PODMAN == 1 ]] && hf_add podman "" "$P run --rm --network none busybox true"
-	hf_run run-nonet --runs $((QUICK ? 3 : 20)) --warmup 2
+	hf_run run-nonet --runs $((QUICK ? 3 : 20)) --rounds 4 --warmup 2
 	row run-nonet "run --rm --network none busybox true" nook podman ratio_le 0.125
 }
 
@@ -70,13 +70,13 @@ case_run_detached() {
 	fi
 	hf_add nook "$U no-container $NOOK" "$NOOK run -d --name bench-d busybox sleep 600"
 	[[ $HAVE_PODMAN == 1 ]] && hf_add podman "$U no-container $P" "$P run -d --name bench-d busybox sleep 600"
-	hf_run run-d --runs $((QUICK ? 3 : 15)) --warmup 1
+	hf_run run-d --runs $((QUICK ? 3 : 15)) --rounds 3 --warmup 1
 	row run-d "run -d busybox sleep" nook podman ratio_le 0.25
 	if nook_has rm; then
 		hf_reset
 		hf_add nook "$U container $NOOK" "$NOOK rm -f bench-d"
 		[[ $HAVE_PODMAN == 1 ]] && hf_add podman "$U container $P" "$P rm -f -t 0 bench-d"
-		hf_run rm-f --runs $((QUICK ? 3 : 15)) --warmup 1
+		hf_run rm-f --runs $((QUICK ? 3 : 15)) --rounds 3 --warmup 1
 		# docker's rm -f kills at once; podman's waits --time (10 s) for a
 		# container that ignores SIGTERM, as sleep as pid 1 does: -t 0.
 		row rm-f "rm -f of a running container" nook podman ratio_le 0.25 "podman with -t 0 (kill at once, as docker)"

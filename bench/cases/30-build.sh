@@ -58,7 +58,7 @@ case_build_cached() {
 	build_context "$ctx"
 	hf_add nook "" "$NOOK build -q -t bench-build $ctx"
 	[[ $HAVE_PODMAN == 1 ]] && hf_add podman "" "$(pbuild) -q -t bench-build $ctx"
-	hf_run build-cached --runs $((QUICK ? 3 : 15)) --warmup 2
+	hf_run build-cached --runs $((QUICK ? 3 : 15)) --rounds 3 --warmup 2
 	row build-cached "cached rebuild, 10 steps (<= 1/5 podman)" nook podman ratio_le 0.2
 	row build-cached "cached rebuild, 10 steps (< 150 ms)" nook "" abs_lt 150
 }
@@ -107,7 +107,7 @@ case_build_late() {
 	"$NOOK" build -q -t bench-late "$ctx" >/dev/null 2>&1
 	hf_add nook "$touch" "$NOOK build -q -t bench-late $ctx"
 	[[ $HAVE_PODMAN == 1 ]] && hf_add podman "$touch" "$(pbuild) -q -t bench-late $ctx"
-	hf_run build-late --runs $((QUICK ? 3 : 8)) --warmup 1
+	hf_run build-late --runs $((QUICK ? 3 : 8)) --rounds 4 --warmup 1
 	row build-late "rebuild after a late change" nook podman info ""
 	# Which steps ran: the image's layers before the late COPY must be the
 	# very same after the change, and the late COPY's layer a new one.

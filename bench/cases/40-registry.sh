@@ -102,7 +102,7 @@ case_push_again() {
 		$P image exists bench-rand 2>/dev/null || $P import "$(input_random_tar)" bench-rand >/dev/null 2>&1
 		hf_add podman "" "$P push --tls-verify=false bench-rand $REG/bench/again:podman"
 	fi
-	hf_run push-again --runs $((QUICK ? 3 : 10)) --warmup 1
+	hf_run push-again --runs $((QUICK ? 3 : 10)) --rounds 3 --warmup 1
 	row push-again "second push (< 100 ms beyond round trips)" nook podman abs_lt 100 \
 		"loopback round trips are well under 1 ms each: the target is taken as 100 ms"
 }
