@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -149,13 +150,30 @@ func waitFor(t *testing.T, what string, fn func() error) {
 }
 
 func freePort(t *testing.T) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	t.Helper()
+	// Ports come from below the kernel's ephemeral range (32768 up) and
+	// from a counter: a port a test publishes and then checks is released
+	// must not be handed to another parallel test (or to a registry
+	// listening on :0) in between.
+	for i := 0; i < 2000; i++ {
+		p := 20000 + int(nextPort.Add(1)%12000)
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		return p
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Fatal("no free port below 32000")
+	return 0
 }
+
+// nextPort starts at a point that differs between test processes.
+var nextPort = func() *atomic.Int64 {
+	var n atomic.Int64
+	n.Store(int64(os.Getpid()%60) * 200)
+	return &n
+}()
 
 // Containers on a user network find each other by name; a published port
 // answers on the host's 127.0.0.1; a taken port is refused by name; and
