@@ -186,9 +186,9 @@ user_main() {
 		export CONTAINERS_CONF=$w/containers.conf
 		note "podman uses $w/containers.conf (runc, cgroupfs, file events) for this run"
 	fi
-	BENCH_SOURCE_COMMIT=$(source_commit) measure_main
-	local rc=$?
-	[[ -w $BENCH_SRC ]] && collect "$w"
+	local rc=0
+	BENCH_SOURCE_COMMIT=$(source_commit) measure_main || rc=$?
+	if [[ -w $BENCH_SRC ]]; then collect "$w"; fi
 	return $rc
 }
 
@@ -289,7 +289,7 @@ cleanup_stores() {
 		NOOK_ROOT=$s "$NOOK" system reset -f >/dev/null 2>&1 || true
 		rm -rf "$s" 2>/dev/null || "$NOOK" unshare rm -rf "$s" 2>/dev/null || true
 	done
-	$U stop-nook
+	$U stop-nook || true
 	if [[ $HAVE_PODMAN == 1 ]]; then
 		for s in "$W"/stores/podman-*; do
 			[[ -d $s ]] || continue
@@ -298,8 +298,10 @@ cleanup_stores() {
 			podman --root "$s" --runroot "$rr" system reset -f >/dev/null 2>&1 || true
 			podman unshare rm -rf "$s" "$rr" 2>/dev/null || true
 		done
-		$U stop-podman
+		$U stop-podman || true
 	fi
+	[[ -n ${REG_PID:-} ]] && stop_registry
+	return 0
 }
 
 main() {
