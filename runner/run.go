@@ -185,7 +185,10 @@ func (r *Runtime) Create(ctx context.Context, o *Options) (c *Container, err err
 				name += "_" + id[:6]
 			}
 		}
-		_, err = st.CreateContainer(id, []string{name}, img.ID, "", "", nil)
+		// A --rm container never outlives its run: its record goes to the
+		// store's volatile files (written without fsync) and its overlay is
+		// mounted "volatile" (no syncs of the upper layer).
+		_, err = st.CreateContainer(id, []string{name}, img.ID, "", "", &storage.ContainerOptions{Volatile: o.Remove})
 		if err == nil {
 			break
 		}
