@@ -17,8 +17,9 @@
 #   NOOK_BIN=PATH      the nook binary to measure (default: bin/nook if it
 #                      exists, else built with go from this tree)
 #
-# Results: a table on standard error, bench/results/latest.json, and the raw
-# hyperfine exports in bench/results/raw/. docs/bench.md explains the cases.
+# Results: a table on standard error, bench/results/latest.json (or
+# partial.json when BENCH_CASES picks some cases), and the raw hyperfine
+# exports in bench/results/raw/. docs/bench.md explains the cases.
 set -euo pipefail
 
 BENCH_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -34,7 +35,7 @@ GO_TAGS=exclude_graphdriver_btrfs
 # Commands the benchmarks use, with the Debian package that brings each.
 REQUIRED=(hyperfine:hyperfine jq:jq tar:tar newuidmap:uidmap newgidmap:uidmap
 	slirp4netns:slirp4netns busybox:busybox-static nsenter:util-linux ip:iproute2
-	column:bsdextrautils curl:curl runuser:util-linux)
+	column:bsdextrautils curl:curl runuser:util-linux flock:util-linux)
 OPTIONAL=(podman:podman runc:runc docker-registry:docker-registry skopeo:skopeo)
 
 install_packages() {
@@ -98,6 +99,20 @@ events_logger = "file"'
 	chown -R "$u:" "$home/.config"
 }
 
+# lock_work DIR: one bench run per work directory at a time (two people
+# running make bench as root share the default user and its directory); a
+# second run waits. The lock is held until this process exits.
+lock_work() {
+	[[ -n ${BENCH_LOCKED:-} ]] && return 0
+	mkdir -p "$1"
+	exec 9>>"$1/.lock"
+	if ! flock -n 9; then
+		say "another bench run is using $1: waiting for it to finish"
+		flock 9
+	fi
+	export BENCH_LOCKED=1
+}
+
 # nook_binary DEST: the binary to measure, copied to DEST (by rename, so that
 # a binary still running from an earlier run is not "busy").
 nook_binary() {
@@ -125,11 +140,12 @@ root_main() {
 	local home
 	home=$(getent passwd "$u" | cut -d: -f6)
 	local w=${BENCH_WORK:-/var/tmp/nook-bench-$u}
+	lock_work "$w"
 	mkdir -p "$w/bench/cases" "$w/bin"
 	nook_binary "$w/bin/nook"
 	cp "$BENCH_SRC"/*.sh "$w/bench/"
 	cp "$BENCH_SRC"/cases/*.sh "$w/bench/cases/"
-	chown "$u:" "$w" "$w/bench" "$w/bench/cases" "$w/bin" "$w/bin/nook"
+	chown "$u:" "$w" "$w/.lock" "$w/bench" "$w/bench/cases" "$w/bin" "$w/bin/nook"
 	chmod -R a+rX "$w/bench"
 	if command -v podman >/dev/null && [[ ${BENCH_PODMAN:-1} != 0 ]]; then
 		podman_config "$home" "$u"
@@ -140,7 +156,7 @@ root_main() {
 		PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
 		LANG=C.UTF-8 TERM="${TERM:-dumb}" BENCH_PHASE=measure BENCH_WORK="$w" \
 		NOOK_BIN="$w/bin/nook" BENCH_QUICK="$QUICK" BENCH_CASES="${BENCH_CASES:-}" \
-		BENCH_PODMAN="${BENCH_PODMAN:-1}" BENCH_SOURCE_COMMIT="$(source_commit)" \
+		BENCH_PODMAN="${BENCH_PODMAN:-1}" BENCH_SOURCE_COMMIT="$(source_commit)" BENCH_LOCKED=1 \
 		bash "$w/bench/run.sh" || rc=$?
 	collect "$w"
 	return $rc
@@ -155,13 +171,14 @@ source_commit() {
 
 # collect W: copies the results of the measuring user into the source tree.
 collect() {
-	local w=$1
-	[[ -f $w/results/latest.json ]] || return 0
+	local w=$1 f=latest.json
+	[[ -n ${BENCH_CASES:-} ]] && f=partial.json
+	[[ -f $w/results/$f ]] || return 0
 	mkdir -p "$BENCH_SRC/results/raw"
-	cp "$w/results/latest.json" "$BENCH_SRC/results/latest.json"
+	cp "$w/results/$f" "$BENCH_SRC/results/$f"
 	rm -f "$BENCH_SRC"/results/raw/*.json
 	cp "$w"/results/raw/*.json "$BENCH_SRC/results/raw/" 2>/dev/null || true
-	say "results: $BENCH_SRC/results/latest.json"
+	say "results: $BENCH_SRC/results/$f"
 }
 
 # ================================================================ normal user
@@ -176,6 +193,7 @@ user_main() {
 	grep -q "^$(id -un):" /etc/subuid 2>/dev/null ||
 		say "warning: no /etc/subuid entry for $(id -un): nook falls back to a single-id mapping (as root: usermod --add-subuids 100000-165535 --add-subgids 100000-165535 $(id -un))"
 	local w=${BENCH_WORK:-${XDG_CACHE_HOME:-$HOME/.cache}/nook-bench}
+	lock_work "$w"
 	mkdir -p "$w/bin"
 	nook_binary "$w/bin/nook"
 	export NOOK_BIN=$w/bin/nook BENCH_WORK=$w
@@ -203,7 +221,7 @@ measure_main() {
 	U="bash $BENCH_SRC/util.sh"
 	mkdir -p "$RAW" "$W/stores" "$W/inputs"
 	install -d -m 700 "$(dirname "$(podman_runroot x)")"
-	rm -f "$RAW"/*.json "$ROWS" "$LOG"
+	rm -f "$RAW"/*.json "$ROWS" "$LOG" "$W/results/partial.json"
 	: >"$ROWS"
 	# A private runtime directory: this run's nook holder and podman pause
 	# process are its own, and stopping them between runs touches nothing
@@ -260,7 +278,9 @@ measure_main() {
 	done
 	cleanup_stores
 
+	# A run of some cases only does not replace the last complete one.
 	local out=$W/results/latest.json
+	[[ -n ${BENCH_CASES:-} ]] && out=$W/results/partial.json
 	jq -s --arg date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" --arg nook "$nook_version" \
 		--argjson podman "$podman_version" --arg why "$PODMAN_WHY" --arg commit "${BENCH_SOURCE_COMMIT:-}" \
 		--arg user "$(id -un)" --arg quick "$QUICK" --arg runs "$RUNS" \
