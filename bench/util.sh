@@ -71,12 +71,21 @@ stop-nook)
 	wait_gone "${pids[@]}"
 	;;
 stop-podman)
-	# Kills podman's rootless pause process, as 'podman system migrate' does.
-	f="$(podman_tmp)/pause.pid"
-	p=$(readpid "$f")
-	[[ -n $p ]] && alive "$p" || exit 0
-	kill -KILL "$p"
-	wait_gone "$p"
+	# Kills podman's rootless pause process, as 'podman system migrate' does:
+	# the one its pid file names, and any catatonit of this user started with
+	# the same XDG_RUNTIME_DIR ('podman system reset' removes the pid file but
+	# not the process).
+	pids=()
+	p=$(readpid "$(podman_tmp)/pause.pid")
+	alive "$p" && pids+=("$p")
+	for d in /proc/[0-9]*; do
+		[[ -O $d && $(cat "$d/comm" 2>/dev/null) == catatonit ]] || continue
+		tr '\0' '\n' <"$d/environ" 2>/dev/null | grep -qxF "XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-}" || continue
+		pids+=("${d#/proc/}")
+	done
+	((${#pids[@]})) || exit 0
+	kill -KILL "${pids[@]}" 2>/dev/null
+	wait_gone "${pids[@]}"
 	;;
 next-dir)
 	# next-dir BASE: a new empty directory BASE/N that BASE/cur points to,
