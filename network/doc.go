@@ -20,7 +20,7 @@
 // firewall whose forward chain drops traffic still has the last word.
 //
 // Network definitions and leases are JSON files in Options.Dir (default
-// userns.DataDir()/networks), one per network, each change made under an
+// network.DefaultDir: per holder when rootless), one per network, each change made under an
 // flock and written atomically. They belong with the outer namespace, not
 // with a store: all containers on one bridge must share the leases.
 //

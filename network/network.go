@@ -2,6 +2,7 @@ package network
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -90,6 +91,23 @@ type Lease struct {
 	Created     time.Time     `json:"created"`
 }
 
+// DefaultDir is where network definitions and leases live. They belong
+// with the outer namespace, whose bridges they describe: as root, the
+// host's (one directory); rootless, the holder's, and a user can have
+// more than one holder (one per runtime directory: a login session with
+// XDG_RUNTIME_DIR and a cron job without it each start their own). Two
+// holders sharing one lease file would each see the other's containers as
+// gone and free their leases and ports, so each runtime directory gets
+// its own.
+func DefaultDir(rootless bool) string {
+	dir := filepath.Join(userns.DataDir(), "networks")
+	if !rootless {
+		return dir
+	}
+	h := sha256.Sum256([]byte(filepath.Clean(userns.RuntimeDir())))
+	return filepath.Join(dir, "holder-"+hex.EncodeToString(h[:])[:12])
+}
+
 // Options configures a Manager. Zero values take the per-user defaults.
 type Options struct {
 	// Dir holds the network files: default userns.DataDir()/networks. It
@@ -155,7 +173,7 @@ func New(opts Options) (*Manager, error) {
 		m.rootless = userns.Rootless()
 	}
 	if m.dir == "" {
-		m.dir = filepath.Join(userns.DataDir(), "networks")
+		m.dir = DefaultDir(m.rootless)
 	}
 	if m.outer == "" && m.rootless {
 		m.outer = userns.NetNSPath()
