@@ -410,30 +410,7 @@ func setupConsole(ic *initConfig, cfgPipe *os.File) error {
 		f.Close()
 		_ = unix.Mount(slavePath, "/dev/console", "", unix.MS_BIND, "")
 	}
-	if err := unix.Sendmsg(fdConsole, []byte("pty"), unix.UnixRights(master), nil, 0); err != nil {
-		return fmt.Errorf("handing over the pty: %w", err)
-	}
-	unix.Close(master)
-	unix.Close(fdConsole)
-	var go1 [1]byte
-	if _, err := io.ReadFull(cfgPipe, go1[:]); err != nil {
-		return fmt.Errorf("waiting for the terminal: %w", err)
-	}
-	if _, err := unix.Setsid(); err != nil && !errors.Is(err, unix.EPERM) {
-		return fmt.Errorf("setsid: %w", err)
-	}
-	if err := unix.IoctlSetInt(slave, unix.TIOCSCTTY, 0); err != nil {
-		return fmt.Errorf("taking the terminal: %w", err)
-	}
-	for fd := 0; fd < 3; fd++ {
-		if err := unix.Dup3(slave, fd, 0); err != nil {
-			return fmt.Errorf("dup: %w", err)
-		}
-	}
-	if slave > 2 {
-		unix.Close(slave)
-	}
-	return nil
+	return takeTerminal(master, slave, cfgPipe)
 }
 
 // reap runs the command as a child and stays pid 1: it forwards signals
@@ -824,6 +801,36 @@ func loopbackUp() error {
 	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
 	if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
 		return fmt.Errorf("bringing up lo: %w", err)
+	}
+	return nil
+}
+
+// takeTerminal hands the pty's master to the parent over the console
+// socket, waits for the parent's go, and makes the slave this process's
+// controlling terminal and standard streams.
+func takeTerminal(master, slave int, cfgPipe io.Reader) error {
+	if err := unix.Sendmsg(fdConsole, []byte("pty"), unix.UnixRights(master), nil, 0); err != nil {
+		return fmt.Errorf("handing over the pty: %w", err)
+	}
+	unix.Close(master)
+	unix.Close(fdConsole)
+	var go1 [1]byte
+	if _, err := io.ReadFull(cfgPipe, go1[:]); err != nil {
+		return fmt.Errorf("waiting for the terminal: %w", err)
+	}
+	if _, err := unix.Setsid(); err != nil && !errors.Is(err, unix.EPERM) {
+		return fmt.Errorf("setsid: %w", err)
+	}
+	if err := unix.IoctlSetInt(slave, unix.TIOCSCTTY, 0); err != nil {
+		return fmt.Errorf("taking the terminal: %w", err)
+	}
+	for fd := 0; fd < 3; fd++ {
+		if err := unix.Dup3(slave, fd, 0); err != nil {
+			return fmt.Errorf("dup: %w", err)
+		}
+	}
+	if slave > 2 {
+		unix.Close(slave)
 	}
 	return nil
 }

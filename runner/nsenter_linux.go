@@ -704,28 +704,5 @@ func execConsole(p *specs.Process, cfgPipe *os.File) error {
 		return fmt.Errorf("opening %s: %w", slavePath, err)
 	}
 	_ = unix.Fchown(slave, int(p.User.UID), int(p.User.GID))
-	if err := unix.Sendmsg(fdConsole, []byte("pty"), unix.UnixRights(master), nil, 0); err != nil {
-		return fmt.Errorf("handing over the pty: %w", err)
-	}
-	unix.Close(master)
-	unix.Close(fdConsole)
-	var go1 [1]byte
-	if _, err := io.ReadFull(cfgPipe, go1[:]); err != nil {
-		return fmt.Errorf("waiting for the terminal: %w", err)
-	}
-	if _, err := unix.Setsid(); err != nil && !errors.Is(err, unix.EPERM) {
-		return fmt.Errorf("setsid: %w", err)
-	}
-	if err := unix.IoctlSetInt(slave, unix.TIOCSCTTY, 0); err != nil {
-		return fmt.Errorf("taking the terminal: %w", err)
-	}
-	for fd := 0; fd < 3; fd++ {
-		if err := unix.Dup3(slave, fd, 0); err != nil {
-			return fmt.Errorf("dup: %w", err)
-		}
-	}
-	if slave > 2 {
-		unix.Close(slave)
-	}
-	return nil
+	return takeTerminal(master, slave, cfgPipe)
 }
