@@ -199,6 +199,11 @@ func runInit() {
 	if err := os.Chdir(cfg.Cwd); err != nil {
 		fail("entering the working directory %s: %v", cfg.Cwd, err)
 	}
+	// docker's default seccomp profile, as docker's builds apply it; loaded
+	// while the step still has CAP_SYS_ADMIN, before the caps are dropped.
+	if err := runner.LoadDefaultSeccomp(runner.DefaultCaps, !userns.Rootless()); err != nil {
+		fail("%v", err)
+	}
 	if err := dropCaps(); err != nil {
 		fail("dropping capabilities: %v", err)
 	}

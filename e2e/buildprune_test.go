@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -33,5 +34,22 @@ func TestImagePruneKeepsBuildCache(t *testing.T) {
 	r = e.Run("build", "-t", "app", dir)
 	if n := stepLines(r.Stderr, "CACHED"); r.Code != 0 || n != 0 {
 		t.Fatalf("rebuild after builder prune: exit %d, %d CACHED steps, want 0\n%s", r.Code, n, r.Stderr)
+	}
+}
+
+// TestBuildRunSeccomp: RUN steps run under docker's default seccomp
+// profile, as in docker's builds.
+func TestBuildRunSeccomp(t *testing.T) {
+	t.Parallel()
+	e := NewEnv(t)
+	e.Busybox()
+	dir := filepath.Join(e.Dir, "ctx")
+	writeFiles(t, dir, map[string]string{
+		"Dockerfile": "FROM busybox\nRUN grep '^Seccomp:' /proc/self/status > /seccomp\n",
+	})
+	e.Must("build", "-t", "sc", dir)
+	out := e.Must("run", "--rm", "sc", "cat", "/seccomp")
+	if !strings.Contains(out, "Seccomp:\t2") {
+		t.Fatalf("RUN step seccomp status %q, want mode 2 (filter)", out)
 	}
 }

@@ -113,3 +113,20 @@ func bpfCondition(a specs.LinuxSeccompArg) (seccomp.Condition, error) {
 	}
 	return c, nil
 }
+
+// LoadDefaultSeccomp loads docker's default profile, resolved for a
+// process that will hold caps, into the calling process (all its
+// threads): the build's RUN steps get it as docker's builds do. Call it
+// while the process still has CAP_SYS_ADMIN (no no_new_privs needed).
+// restrictDevices refuses mknod of devices (real root: no device cgroup).
+func LoadDefaultSeccomp(caps []string, restrictDevices bool) error {
+	s, err := Seccomp(SeccompOptions{RestrictDeviceNodes: restrictDevices}, caps)
+	if err != nil {
+		return err
+	}
+	p, err := bpfPolicy(s)
+	if err != nil {
+		return err
+	}
+	return loadSeccomp(p, false)
+}
