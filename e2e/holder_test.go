@@ -157,7 +157,8 @@ func stopHolder(t testing.TB, runtime string) {
 
 func TestHolderFirstCommandAndKill9(t *testing.T) {
 	if !Rootless() {
-		t.Skip("real root runs in the host's namespaces: there is no holder")
+		rootHasNoHolder(t)
+		return
 	}
 	t.Parallel()
 	e := NewEnv(t)
@@ -213,7 +214,8 @@ func TestHolderFirstCommandAndKill9(t *testing.T) {
 
 func TestHolderIdleExit(t *testing.T) {
 	if !Rootless() {
-		t.Skip("real root runs in the host's namespaces: there is no holder")
+		rootHasNoHolder(t)
+		return
 	}
 	t.Parallel()
 	e := NewEnv(t)
@@ -293,7 +295,13 @@ func restrictedPath(t *testing.T) string {
 // one warning that says what to do.
 func TestSingleMapping(t *testing.T) {
 	if !Rootless() {
-		t.Skip("real root maps every id")
+		// Real root maps every id: files keep their owners.
+		e := NewEnv(t)
+		e.Busybox()
+		if m := strings.TrimSpace(e.Must("info", "--format", "{{range .UIDMap}}{{.Inside}}:{{.Outside}}:{{.Size}} {{end}}")); m != "0:0:4294967295" {
+			t.Fatalf("root's uid map %q, want the identity 0:0:4294967295", m)
+		}
+		return
 	}
 	t.Parallel()
 	u, err := user.Current()
@@ -361,4 +369,24 @@ func TestSingleMapping(t *testing.T) {
 		t.Errorf("found %d of the image's files in the layer", found)
 	}
 	e.Must("image", "inspect", "owned")
+}
+
+// rootHasNoHolder: as real root nook runs in the host's namespaces, so a
+// command starts no holder and info says so.
+func rootHasNoHolder(t *testing.T) {
+	t.Helper()
+	e := NewEnv(t)
+	e.Busybox()
+	if got := strings.TrimSpace(e.Must("info", "--format", "{{.Rootless}} {{.HolderPID}}")); got != "false 0" {
+		t.Fatalf("info as root: %q, want \"false 0\" (rootful, no holder)", got)
+	}
+	self, err := os.Readlink("/proc/self/ns/user")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A container's processes are in root's own user namespace.
+	out := e.Must("run", "--rm", "busybox", "readlink", "/proc/1/ns/user")
+	if strings.TrimSpace(out) != self {
+		t.Fatalf("container user namespace %q, want the host's %q", strings.TrimSpace(out), self)
+	}
 }
