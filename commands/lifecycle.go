@@ -1,6 +1,7 @@
 package commands
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -78,19 +79,8 @@ is started again.
 Examples:
   nook stop web
   nook stop -t 2 web db`,
-		Flags: stopFlags("stop"),
-		Action: func(c *cli.Context) error {
-			if c.NArg() < 1 {
-				return usageError(c, "stop needs at least 1 argument")
-			}
-			o, err := stopOptions(c)
-			if err != nil {
-				return err
-			}
-			return eachContainer(c, func(rt *runner.Runtime, ctr *runner.Container) error {
-				return rt.Stop(c.Context, ctr, o)
-			})
-		},
+		Flags:  stopFlags("stop"),
+		Action: stopAction("stop", (*runner.Runtime).Stop),
 	}
 }
 
@@ -104,19 +94,8 @@ func restartCommand() *cli.Command {
 Examples:
   nook restart web
   nook restart -t 0 web`,
-		Flags: stopFlags("stop"),
-		Action: func(c *cli.Context) error {
-			if c.NArg() < 1 {
-				return usageError(c, "restart needs at least 1 argument")
-			}
-			o, err := stopOptions(c)
-			if err != nil {
-				return err
-			}
-			return eachContainer(c, func(rt *runner.Runtime, ctr *runner.Container) error {
-				return rt.Restart(c.Context, ctr, o)
-			})
-		},
+		Flags:  stopFlags("stop"),
+		Action: stopAction("restart", (*runner.Runtime).Restart),
 	}
 }
 
@@ -313,5 +292,22 @@ func containerHealthcheckCommand() *cli.Command {
 				return nil
 			})
 		},
+	}
+}
+
+// stopAction is the action of stop and restart: parse the stop flags, then
+// do it to each container named.
+func stopAction(verb string, do func(*runner.Runtime, context.Context, *runner.Container, runner.StopOptions) error) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		if c.NArg() < 1 {
+			return usageError(c, "%s needs at least 1 argument", verb)
+		}
+		o, err := stopOptions(c)
+		if err != nil {
+			return err
+		}
+		return eachContainer(c, func(rt *runner.Runtime, ctr *runner.Container) error {
+			return do(rt, c.Context, ctr, o)
+		})
 	}
 }
