@@ -388,54 +388,7 @@ func TestRunTTY(t *testing.T) {
 	t.Parallel()
 	e := NewEnv(t)
 	e.Busybox()
-	master, slave := openPty(t)
-	defer master.Close()
-	cmd := exec.Command(nookBin, "run", "--rm", "-it", "busybox", "sh")
-	cmd.Env = e.env
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	slave.Close()
-	var mu sync.Mutex
-	var buf strings.Builder
-	go func() {
-		b := make([]byte, 4096)
-		for {
-			n, err := master.Read(b)
-			mu.Lock()
-			buf.Write(b[:n])
-			mu.Unlock()
-			if err != nil {
-				return
-			}
-		}
-	}()
-	waitFor := func(s string) {
-		for i := 0; i < 200; i++ {
-			mu.Lock()
-			ok := strings.Contains(buf.String(), s)
-			mu.Unlock()
-			if ok {
-				return
-			}
-			time.Sleep(25 * time.Millisecond)
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		t.Fatalf("never saw %q in %q", s, buf.String())
-	}
-	waitFor("# ")
-	master.Write([]byte("stty size; tty; echo T=$TERM\n"))
-	waitFor("33 101")
-	waitFor("/dev/pts/0")
-	waitFor("T=xterm")
-	master.Write([]byte("exit 9\n"))
-	err := cmd.Wait()
-	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 9 {
-		t.Fatalf("exit code through the pty: %v", err)
-	}
+	shellOnPty(t, e, "/dev/pts/0", "run", "--rm", "-it", "busybox", "sh")
 	e.assertNoContainers()
 }
 
@@ -506,4 +459,59 @@ func TestVolumeAndContainerCommands(t *testing.T) {
 		t.Fatalf("rm -v left %q", out)
 	}
 	e.assertNoContainers()
+}
+
+// shellOnPty runs nook with args (a shell with -it) on a pty of 33x101,
+// checks the terminal's size, name (ttyName) and TERM inside, and that
+// "exit 9" comes back as nook's exit code.
+func shellOnPty(t *testing.T, e *Env, ttyName string, args ...string) {
+	t.Helper()
+	master, slave := openPty(t)
+	defer master.Close()
+	cmd := exec.Command(nookBin, args...)
+	cmd.Env = e.env
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	slave.Close()
+	var mu sync.Mutex
+	var buf strings.Builder
+	go func() {
+		b := make([]byte, 4096)
+		for {
+			n, err := master.Read(b)
+			mu.Lock()
+			buf.Write(b[:n])
+			mu.Unlock()
+			if err != nil {
+				return
+			}
+		}
+	}()
+	waitFor := func(s string) {
+		for i := 0; i < 200; i++ {
+			mu.Lock()
+			ok := strings.Contains(buf.String(), s)
+			mu.Unlock()
+			if ok {
+				return
+			}
+			time.Sleep(25 * time.Millisecond)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		t.Fatalf("never saw %q in %q", s, buf.String())
+	}
+	waitFor("# ")
+	master.Write([]byte("stty size; tty; echo T=$TERM\n"))
+	waitFor("33 101")
+	waitFor(ttyName)
+	waitFor("T=xterm")
+	master.Write([]byte("exit 9\n"))
+	err := cmd.Wait()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 9 {
+		t.Fatalf("exit code through the pty: %v", err)
+	}
 }
