@@ -128,26 +128,36 @@ func (p *initProcess) sendConfig(ic *initConfig) error {
 
 // receiveConsole gets the pty master from the init.
 func (p *initProcess) receiveConsole() (*os.File, error) {
-	buf := make([]byte, 16)
-	oob := make([]byte, unix.CmsgSpace(4))
-	n, oobn, _, _, err := unix.Recvmsg(int(p.console.Fd()), buf, oob, 0)
+	fd, err := recvTerminal(p.console, "the container's init")
 	if err != nil {
-		return nil, fmt.Errorf("receiving the terminal: %w", err)
-	}
-	if n == 0 || oobn == 0 {
-		return nil, errors.New("the container's init ended before handing over its terminal")
-	}
-	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
-	if err != nil || len(msgs) != 1 {
-		return nil, errors.New("receiving the terminal: bad control message")
-	}
-	fds, err := unix.ParseUnixRights(&msgs[0])
-	if err != nil || len(fds) != 1 {
-		return nil, errors.New("receiving the terminal: no descriptor")
+		return nil, err
 	}
 	p.console.Close()
 	p.console = nil
-	return os.NewFile(uintptr(fds[0]), "pty"), nil
+	return os.NewFile(uintptr(fd), "pty"), nil
+}
+
+// recvTerminal receives the pty master that who, at the other end of
+// sock, hands over with SCM_RIGHTS.
+func recvTerminal(sock *os.File, who string) (int, error) {
+	buf := make([]byte, 16)
+	oob := make([]byte, unix.CmsgSpace(4))
+	n, oobn, _, _, err := unix.Recvmsg(int(sock.Fd()), buf, oob, 0)
+	if err != nil {
+		return -1, fmt.Errorf("receiving the terminal: %w", err)
+	}
+	if n == 0 || oobn == 0 {
+		return -1, fmt.Errorf("%s ended before handing over its terminal", who)
+	}
+	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+	if err != nil || len(msgs) != 1 {
+		return -1, errors.New("receiving the terminal: bad control message")
+	}
+	fds, err := unix.ParseUnixRights(&msgs[0])
+	if err != nil || len(fds) != 1 {
+		return -1, errors.New("receiving the terminal: no descriptor")
+	}
+	return fds[0], nil
 }
 
 // resume lets an init that waits for its terminal go on.

@@ -415,26 +415,13 @@ func enterContainer(cmd *exec.Cmd, sync *os.File, spec *specs.Spec) (*os.Process
 
 // receivePty gets the pty master from the exec'd process.
 func receivePty(sock *os.File) (*os.File, error) {
-	buf := make([]byte, 16)
-	oob := make([]byte, unix.CmsgSpace(4))
-	n, oobn, _, _, err := unix.Recvmsg(int(sock.Fd()), buf, oob, 0)
+	fd, err := recvTerminal(sock, "the exec'd process")
 	if err != nil {
-		return nil, fmt.Errorf("receiving the terminal: %w", err)
-	}
-	if n == 0 || oobn == 0 {
-		return nil, errors.New("the exec'd process ended before handing over its terminal")
-	}
-	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
-	if err != nil || len(msgs) != 1 {
-		return nil, errors.New("receiving the terminal: bad control message")
-	}
-	fds, err := unix.ParseUnixRights(&msgs[0])
-	if err != nil || len(fds) != 1 {
-		return nil, errors.New("receiving the terminal: no descriptor")
+		return nil, err
 	}
 	// Non-blocking, so that closing it ends a copy blocked on it.
-	_ = unix.SetNonblock(fds[0], true)
-	return os.NewFile(uintptr(fds[0]), "pty"), nil
+	_ = unix.SetNonblock(fd, true)
+	return os.NewFile(uintptr(fd), "pty"), nil
 }
 
 // nsOrder is the order the constructor joins namespaces in: the mount
