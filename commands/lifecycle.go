@@ -19,6 +19,15 @@ import (
 // errors are printed and the others still handled; the names that
 // succeeded are printed; the exit code is 1 if any failed.
 func eachContainer(c *cli.Context, fn func(rt *runner.Runtime, ctr *runner.Container) error) error {
+	return forContainers(c, false, func(rt *runner.Runtime, ref string, ctr *runner.Container) (string, error) {
+		return ref, fn(rt, ctr)
+	})
+}
+
+// forContainers is eachContainer with fn choosing the line printed for a
+// container; with missingOK, a container that does not exist is skipped
+// in silence (docker's rm -f).
+func forContainers(c *cli.Context, missingOK bool, fn func(rt *runner.Runtime, ref string, ctr *runner.Container) (string, error)) error {
 	return withStore(c, func(s *store.Store) error {
 		rt, err := newRuntime(c, s, "")
 		if err != nil {
@@ -27,15 +36,19 @@ func eachContainer(c *cli.Context, fn func(rt *runner.Runtime, ctr *runner.Conta
 		failed := false
 		for _, ref := range c.Args().Slice() {
 			ctr, err := rt.Lookup(ref)
+			var out string
 			if err == nil {
-				err = fn(rt, ctr)
+				out, err = fn(rt, ref, ctr)
 			}
-			if err != nil {
+			var nf *runner.NotFoundError
+			switch {
+			case err != nil && missingOK && errors.As(err, &nf):
+			case err != nil:
 				fmt.Fprintln(c.App.ErrWriter, "Error:", err)
 				failed = true
-				continue
+			default:
+				fmt.Fprintln(c.App.Writer, out)
 			}
-			fmt.Fprintln(c.App.Writer, ref)
 		}
 		if failed {
 			return Exit(1, "")
@@ -142,29 +155,9 @@ func waitCommand() *cli.Command {
 			if c.NArg() < 1 {
 				return usageError(c, "wait needs at least 1 argument")
 			}
-			return withStore(c, func(s *store.Store) error {
-				rt, err := newRuntime(c, s, "")
-				if err != nil {
-					return err
-				}
-				failed := false
-				for _, ref := range c.Args().Slice() {
-					ctr, err := rt.Lookup(ref)
-					code := 0
-					if err == nil {
-						code, err = rt.Wait(c.Context, ctr)
-					}
-					if err != nil {
-						fmt.Fprintln(c.App.ErrWriter, "Error:", err)
-						failed = true
-						continue
-					}
-					fmt.Fprintln(c.App.Writer, code)
-				}
-				if failed {
-					return Exit(1, "")
-				}
-				return nil
+			return forContainers(c, false, func(rt *runner.Runtime, _ string, ctr *runner.Container) (string, error) {
+				code, err := rt.Wait(c.Context, ctr)
+				return strconv.Itoa(code), err
 			})
 		},
 	}

@@ -1,7 +1,6 @@
 package commands
 
 import (
-	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -137,9 +136,7 @@ func matchFilters(ctr *runner.Container, f map[string][]string) bool {
 			case "status":
 				ok = ok || ctr.State.Status == v
 			case "label":
-				lk, lv, hasV := strings.Cut(v, "=")
-				got, has := ctr.Labels[lk]
-				ok = ok || has && (!hasV || got == lv)
+				ok = ok || labelMatches(ctr.Labels, v)
 			case "ancestor":
 				ok = ok || ctr.Image == v || strings.HasPrefix(ctr.ImageID, strings.TrimPrefix(v, "sha256:"))
 			case "exited":
@@ -248,32 +245,9 @@ func rmCommand(name string) *cli.Command {
 			if c.NArg() < 1 {
 				return usageError(c, "rm needs at least 1 argument")
 			}
-			return withStore(c, func(s *store.Store) error {
-				rt, err := newRuntime(c, s, "")
-				if err != nil {
-					return err
-				}
-				failed := false
-				for _, ref := range c.Args().Slice() {
-					ctr, err := rt.Lookup(ref)
-					if err == nil {
-						err = rt.Remove(c.Context, ctr, runner.RemoveOptions{Force: c.Bool("force"), Volumes: c.Bool("volumes")})
-					}
-					if err != nil {
-						var nf *runner.NotFoundError
-						if c.Bool("force") && errors.As(err, &nf) {
-							continue // docker: rm -f of a missing container is fine
-						}
-						fmt.Fprintln(c.App.ErrWriter, "Error:", err)
-						failed = true
-						continue
-					}
-					fmt.Fprintln(c.App.Writer, ref)
-				}
-				if failed {
-					return Exit(1, "")
-				}
-				return nil
+			// docker: rm -f of a missing container is fine.
+			return forContainers(c, c.Bool("force"), func(rt *runner.Runtime, ref string, ctr *runner.Container) (string, error) {
+				return ref, rt.Remove(c.Context, ctr, runner.RemoveOptions{Force: c.Bool("force"), Volumes: c.Bool("volumes")})
 			})
 		},
 	}
