@@ -176,3 +176,11 @@ func camelTitle(name string) string {
 	}
 	return b.String()
 }
+
+// labelMatches is docker's label filter: "KEY" matches a label KEY with any
+// value, "KEY=VALUE" only that value.
+func labelMatches(labels map[string]string, filter string) bool {
+	k, v, hasV := strings.Cut(filter, "=")
+	got, ok := labels[k]
+	return ok && (!hasV || got == v)
+}

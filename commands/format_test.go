@@ -29,3 +29,12 @@ func TestTableFormatHeader(t *testing.T) {
 		t.Fatalf("ps header = %q", h)
 	}
 }
+
+func TestLabelMatches(t *testing.T) {
+	l := map[string]string{"env": "prod", "empty": ""}
+	for f, want := range map[string]bool{"env": true, "env=prod": true, "env=dev": false, "empty=": true, "nope": false, "empty": true} {
+		if got := labelMatches(l, f); got != want {
+			t.Errorf("labelMatches(%q) = %v, want %v", f, got, want)
+		}
+	}
+}

@@ -236,9 +236,7 @@ func (f *imageFilters) matchImage(im *store.Image) bool {
 			return false
 		}
 		for _, l := range f.labels {
-			k, v, hasV := strings.Cut(l, "=")
-			got, ok := cfg.Config.Labels[k]
-			if !ok || hasV && got != v {
+			if !labelMatches(cfg.Config.Labels, l) {
 				return false
 			}
 		}

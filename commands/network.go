@@ -244,9 +244,7 @@ func matchNetwork(n *network.Network, f map[string][]string) bool {
 			case "type":
 				ok = ok || (v == "builtin") == n.Default()
 			case "label":
-				lk, lv, hasV := strings.Cut(v, "=")
-				got, present := n.Labels[lk]
-				ok = ok || (present && (!hasV || got == lv))
+				ok = ok || labelMatches(n.Labels, v)
 			}
 		}
 		if !ok {
@@ -376,11 +374,9 @@ Examples:
 				}
 				switch k {
 				case "label", "label!":
-					lk, lv, hasV := strings.Cut(v, "=")
 					neg := k == "label!"
 					keep = append(keep, func(n *network.Network) bool {
-						got, present := n.Labels[lk]
-						return (present && (!hasV || got == lv)) != neg
+						return labelMatches(n.Labels, v) != neg
 					})
 				case "until":
 					t, err := untilTime(v)
