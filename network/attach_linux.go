@@ -569,12 +569,7 @@ func (m *Manager) detach(ctx context.Context, containerID string, netIDs []strin
 	for _, id := range netIDs {
 		want[id] = true
 	}
-	outerNS, err := openNS(m.outer)
-	if err != nil {
-		// No outer namespace (a holder that is gone): its links and
-		// ports went with it; only the leases are left to free.
-		outerNS = netns.None()
-	}
+	outerNS := m.outerOrNone()
 	defer outerNS.Close()
 	return m.locked(func() error {
 		nets, err := m.loadAll()
@@ -652,10 +647,7 @@ func (m *Manager) freeStale(ctx context.Context, outerNS netns.NsHandle, n *Netw
 // live process's stays: it may belong to another store's container. It also
 // removes published ports and DNAT rules no lease accounts for.
 func (m *Manager) Reconcile(ctx context.Context, live func(containerID string) bool) error {
-	outerNS, err := openNS(m.outer)
-	if err != nil {
-		outerNS = netns.None()
-	}
+	outerNS := m.outerOrNone()
 	defer outerNS.Close()
 	return m.locked(func() error {
 		nets, err := m.loadAll()

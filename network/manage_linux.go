@@ -27,10 +27,7 @@ func (e *InUseError) Unwrap() error { return ErrInUse }
 // A network with live containers is refused; the predefined ones too. It
 // goes on with the others after a failure and returns every error.
 func (m *Manager) Remove(ctx context.Context, refs ...string) (removed []string, err error) {
-	outerNS, oerr := openNS(m.outer)
-	if oerr != nil {
-		outerNS = netns.None() // no holder: its bridges are gone with it
-	}
+	outerNS := m.outerOrNone()
 	defer outerNS.Close()
 	err = m.locked(func() error {
 		nets, err := m.loadAll()
@@ -78,10 +75,7 @@ func (m *Manager) Remove(ctx context.Context, refs ...string) (removed []string,
 // Prune removes the user-defined networks that have no live containers
 // and that keep reports true for (nil: all of them).
 func (m *Manager) Prune(ctx context.Context, match func(*Network) bool) (removed []string, err error) {
-	outerNS, oerr := openNS(m.outer)
-	if oerr != nil {
-		outerNS = netns.None()
-	}
+	outerNS := m.outerOrNone()
 	defer outerNS.Close()
 	err = m.locked(func() error {
 		nets, err := m.loadAll()
@@ -180,4 +174,15 @@ func (m *Manager) Disconnect(ctx context.Context, containerID, network string) e
 		return fmt.Errorf("container %.12s is not connected to network %s", containerID, n.Name)
 	}
 	return m.detach(ctx, containerID, []string{n.ID}, false)
+}
+
+// outerOrNone opens the outer namespace, or returns a closed handle when
+// it is gone (a holder that exited): its links, rules and ports went with
+// it, and only the leases are left to free.
+func (m *Manager) outerOrNone() netns.NsHandle {
+	h, err := openNS(m.outer)
+	if err != nil {
+		return netns.None()
+	}
+	return h
 }
