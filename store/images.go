@@ -265,12 +265,10 @@ func (s *Store) CreateImage(n NewImage) (*Image, error) {
 	// step, so that a kill -9 right after never leaves a nameless
 	// (<none>) image behind; names that move from another image are added
 	// afterwards, as storage only moves names on AddNames.
-	var free, taken []string
+	var free []string
 	for _, name := range n.Names {
 		if _, err := s.s.Image(name); errors.Is(err, storage.ErrImageUnknown) {
 			free = append(free, name)
-		} else {
-			taken = append(taken, name)
 		}
 	}
 	opts := &storage.ImageOptions{
@@ -285,9 +283,11 @@ func (s *Store) CreateImage(n NewImage) (*Image, error) {
 	img, err := s.s.CreateImage(id, free, n.TopLayer, "", opts)
 	if errors.Is(err, storage.ErrDuplicateName) {
 		// Another invocation took one of the names meanwhile.
+		free = nil
 		img, err = s.s.CreateImage(id, nil, n.TopLayer, "", opts)
 	}
 	if errors.Is(err, storage.ErrDuplicateID) {
+		free = nil // the image existed: none of the names was recorded
 		img, err = s.s.Image(id)
 		if err == nil {
 			err = s.s.SetImageBigData(id, manifestKey(mDigest), n.Manifest, func([]byte) (digest.Digest, error) { return mDigest, nil })
@@ -296,7 +296,9 @@ func (s *Store) CreateImage(n NewImage) (*Image, error) {
 	if err != nil {
 		return nil, fmt.Errorf("recording image %s: %w", ShortID(id), err)
 	}
-	if len(n.Names) > 0 {
+	if len(free) < len(n.Names) {
+		// The rest (names that move here from other images, or all of
+		// them when the image existed) are added now.
 		if err := s.s.AddNames(img.ID, n.Names); err != nil {
 			return nil, fmt.Errorf("naming image %s: %w", ShortID(id), err)
 		}
