@@ -1203,9 +1203,7 @@ func (p *planner) planCopy(i int, st *stageState, sd *instructions.SourcesAndDes
 		return nil, err
 	}
 	cs := &CopySpec{Add: add, FromStage: -1, Dest: dest, Workdir: wd}
-	for _, src := range sd.SourcePaths {
-		cs.Sources = append(cs.Sources, src)
-	}
+	cs.Sources = append(cs.Sources, sd.SourcePaths...)
 	for _, c := range sd.SourceContents {
 		cs.Contents = append(cs.Contents, Content{Name: c.Path, Data: c.Data})
 	}

@@ -72,12 +72,6 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 	return ExitError
 }
 
-// appState is what global flags set up for the command that runs.
-type appState struct {
-	store    *store.Store
-	storeErr error
-}
-
 // NewApp builds the command tree.
 func NewApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 	app := &cli.App{

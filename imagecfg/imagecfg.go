@@ -64,15 +64,6 @@ func ApplyChanges(cfg *v1.Config, changes []string) error {
 	return nil
 }
 
-func envMap(env []string) map[string]string {
-	m := map[string]string{}
-	for _, e := range env {
-		k, v, _ := strings.Cut(e, "=")
-		m[k] = v
-	}
-	return m
-}
-
 // Expander expands $VAR words with the given environment, as docker does.
 func Expander(env []string) instructions.SingleWordExpander {
 	lex := shell.NewLex('\\')

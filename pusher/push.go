@@ -304,10 +304,7 @@ func (p *pushJob) present(ctx context.Context, d digest.Digest, repos []string) 
 	}
 	reg := p.ep.ref.Context().RegistryStr()
 	seen := map[string]bool{p.ep.ref.Context().String(): true}
-	var from []name.Repository
-	for _, f := range p.from {
-		from = append(from, f)
-	}
+	from := append([]name.Repository(nil), p.from...)
 	for _, r := range repos {
 		rr, err := name.NewRepository(r)
 		if err == nil && rr.RegistryStr() == reg {
